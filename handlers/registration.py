@@ -1,0 +1,148 @@
+"""Registration and tagging: the only registry writes the candidate path makes.
+
+Each step checks before it acts, so a crash between two steps is repaired by the next tick and
+never duplicated:
+
+1. ``find_or_create_version``: a version whose run_id is this run is reused (one version per run,
+   ever); otherwise one is created *with* its tags in a single request.
+2. ``ensure_version_tags``: sets whatever tag is missing or different (repairs a bare version).
+3. ``move_staging``: moves the staging alias only forward in run end time.
+4. ``record_decision``: writes the run's decision tags in one ``log_batch`` (the commit marker).
+
+``crash`` is called at the named points ``after_create``, ``after_tag``, ``after_alias`` and
+``after_decision`` so tests can interrupt there and rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run, RunTag
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from handlers.base import GateResult, ModelRef
+from watcher import state
+from watcher.config import MetricGate, ChampionGate, WatchConfig
+
+CrashHook = Callable[[str], None]
+
+
+def no_crash(point: str) -> None:
+    """Default crash hook: does nothing."""
+
+
+def resolve_model(client: MlflowClient, run: Run, artifact_path: str) -> ModelRef | None:
+    """Find the run's model under ``artifact_path``: a LoggedModel output, else a run artifact."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    for output in sorted(outputs, key=lambda o: o.step, reverse=True):
+        logged = client.get_logged_model(output.model_id)
+        if logged.name == artifact_path:
+            return ModelRef(f"models:/{logged.model_id}", logged.model_id, _signature(f"models:/{logged.model_id}"))
+    names = {a.path for a in client.list_artifacts(run.info.run_id, artifact_path)}
+    if f"{artifact_path}/MLmodel" in names:
+        return ModelRef(f"{run.info.artifact_uri}/{artifact_path}", None,
+                        _signature(f"runs:/{run.info.run_id}/{artifact_path}"))
+    return None
+
+
+def _signature(uri: str) -> Any:
+    try:
+        return mlflow.models.get_model_info(uri).signature
+    except MlflowException:
+        return None
+
+
+def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Sequence[GateResult]) -> dict[str, str]:
+    """Governance tags verbatim, the gate verdicts, and lineage."""
+    used = {g.metric if isinstance(g, MetricGate) else g.champion
+            for g in watch.gates if isinstance(g, (MetricGate, ChampionGate))}
+    metrics = {k: v for k, v in run.data.metrics.items() if k in used}
+    return {
+        **watch.tags,
+        state.GATES: state.truncate(json.dumps([r.as_json() for r in results], default=str), state.RUN_TAG_LIMIT),
+        state.SOURCE_RUN_ID: run.info.run_id,
+        state.RUN_NAME: run.info.run_name or "",
+        state.RUN_END_TIME: str(run.info.end_time),
+        state.EXPERIMENT: experiment_name,
+        state.EXPERIMENT_ID: run.info.experiment_id,
+        state.METRICS: json.dumps(metrics, default=str),
+    }
+
+
+def find_version(client: MlflowClient, model_name: str, run_id: str) -> ModelVersion | None:
+    """The (lowest) existing version of ``model_name`` made from ``run_id``, if any."""
+    found = client.search_model_versions(f"name='{model_name}' and run_id='{run_id}'")
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def find_or_create_version(client: MlflowClient, model_name: str, run: Run, model: ModelRef,
+                           tags: dict[str, str], crash: CrashHook = no_crash) -> tuple[ModelVersion, bool]:
+    """Reuse the run's version or create one with ``tags``; returns (version, created)."""
+    existing = find_version(client, model_name, run.info.run_id)
+    if existing is not None:
+        return existing, False
+    created = client.create_model_version(
+        name=model_name, source=model.source, run_id=run.info.run_id,
+        tags={**tags, state.REGISTERED_AT: state.now_iso()}, model_id=model.model_id,
+        description=f"Registered by registry-watcher from run {run.info.run_id}",
+    )
+    crash("after_create")
+    return created, True
+
+
+def ensure_version_tags(client: MlflowClient, version: ModelVersion, tags: dict[str, str],
+                        crash: CrashHook = no_crash) -> list[str]:
+    """Set the tags that are missing or differ; returns the keys written (empty when complete)."""
+    written = []
+    for key, value in tags.items():
+        if version.tags.get(key) != value:
+            client.set_model_version_tag(version.name, version.version, key, value)
+            written.append(key)
+    if state.REGISTERED_AT not in version.tags:
+        client.set_model_version_tag(version.name, version.version, state.REGISTERED_AT, state.now_iso())
+    crash("after_tag")
+    return written
+
+
+def move_staging(client: MlflowClient, model_name: str, alias: str, version: ModelVersion,
+                 end_time: int, aliases: dict[str, Any], crash: CrashHook = no_crash) -> str | None:
+    """Point ``alias`` at ``version`` unless it already holds a run that ended later.
+
+    Returns the previous version when the alias moved (``""`` when it was unset), else None.
+    """
+    current = aliases.get(alias)
+    if current is not None and str(current) == str(version.version):
+        return None
+    if current is not None:
+        try:
+            held = client.get_model_version(model_name, str(current))
+            held_end = int(held.tags.get(state.RUN_END_TIME) or 0)
+        except MlflowException:
+            held_end = 0
+        if held_end > end_time:
+            return None
+    client.set_registered_model_alias(model_name, alias, str(version.version))
+    aliases[alias] = str(version.version)
+    crash("after_alias")
+    return "" if current is None else str(current)
+
+
+def record_decision(client: MlflowClient, run_id: str, decision: str, results: Sequence[GateResult],
+                    reason: str = "", version: str | None = None, crash: CrashHook = no_crash) -> None:
+    """Write the run's decision tags in one request; the decision tag marks the run as done."""
+    tags = {
+        state.DECISION: decision,
+        state.GATES: state.truncate(json.dumps([r.as_json() for r in results], default=str), state.RUN_TAG_LIMIT),
+        state.DECIDED_AT: state.now_iso(),
+    }
+    if reason:
+        tags[state.REASON] = state.truncate(reason, state.RUN_TAG_LIMIT)
+    if version is not None:
+        tags[state.MODEL_VERSION] = str(version)
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    crash("after_decision")

@@ -1,0 +1,166 @@
+"""Command line: ``registry-watcher VERB --config FILE``.
+
+``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored), ``check-config``,
+``status``, ``promote``, ``rollback`` and ``history``. A bad or missing config exits 2 before
+anything starts, with each bad field named by its location.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import mlflow
+from mlflow import MlflowClient
+
+from watcher import history, state
+from watcher.config import ConfigError, WatchConfig, WatcherConfig, load_config
+from watcher.logs import configure_logging, get_logger
+
+log = get_logger("watcher.cli")
+DAEMON_VERBS = {"run", "once", "check-config"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="registry-watcher", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=os.environ.get("REGISTRY_WATCHER_CONFIG", "watcher.yaml"),
+                        help="YAML config file (default $REGISTRY_WATCHER_CONFIG or ./watcher.yaml)")
+    sub.add_parser("run", parents=[common], help="run the daemon until SIGTERM/SIGINT")
+    sub.add_parser("once", parents=[common], help="one full pass over every watch, then exit")
+    sub.add_parser("check-config", parents=[common], help="validate the file and reach the server")
+    status = sub.add_parser("status", parents=[common], help="aliases, scoring and last decisions per watch")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.add_argument("--last", type=int, default=5, help="how many recent decisions to show")
+    for verb, text in (("promote", "move the production alias"), ("rollback", "move production back")):
+        p = sub.add_parser(verb, parents=[common], help=text)
+        p.add_argument("--model", required=True)
+        p.add_argument("--version" if verb == "promote" else "--to", dest="version", default=None)
+        p.add_argument("--reason", default="", help="why; recorded on the version and in the history")
+    hist = sub.add_parser("history", parents=[common], help="print the production alias history")
+    hist.add_argument("--model", required=True)
+    hist.add_argument("--json", action="store_true")
+    return parser
+
+
+def make_client(config: WatcherConfig) -> MlflowClient:
+    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client."""
+    mlflow.set_tracking_uri(config.tracking_uri)
+    if config.registry_uri:
+        mlflow.set_registry_uri(config.registry_uri)
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    daemon = args.verb in DAEMON_VERBS
+    stream = sys.stdout if daemon else sys.stderr
+    configure_logging(stream=stream, capture_stray_output=daemon)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        log.error("config_invalid", error=str(exc), config=args.config)
+        return 2
+    configure_logging(config.log.level, config.log.format, stream=stream, capture_stray_output=daemon)
+    client = make_client(config)
+    try:
+        return _dispatch(args, config, client)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
+    from watcher import production
+    from watcher.daemon import Poller, run_daemon
+
+    if args.verb == "run":
+        return run_daemon(client, config)
+    if args.verb == "once":
+        report = Poller(client, config).poll()
+        return 0 if report is not None and report.ok else 1
+    if args.verb == "check-config":
+        return _check(client, config)
+    if args.verb == "status":
+        return _status(client, config, args.json, args.last)
+    watch = config.watch_for(args.model)
+    if watch is None:
+        print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
+        return 2
+    if args.verb == "history":
+        entries = history.read(dict(client.get_registered_model(watch.model_name).tags or {}))
+        print(history.to_json(entries) if args.json else history.format_table(entries))
+        return 0
+    try:
+        if args.verb == "promote":
+            entry = production.promote(client, watch, args.version, args.reason, production.cli_user())
+        else:
+            entry = production.rollback(client, watch, args.version, args.reason, production.cli_user())
+    except production.PromotionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{watch.model_name}: '{watch.production_alias}' -> v{entry['version']} "
+          f"(was {entry['previous'] or 'unset'}); the running daemon will score it")
+    return 0
+
+
+def _check(client: MlflowClient, config: WatcherConfig) -> int:
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        log.error("tracking_server_unreachable", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    for watch in config.watches:
+        exists = client.get_experiment_by_name(watch.experiment) is not None
+        log.info("config_ok", experiment=watch.experiment, model_name=watch.model_name, experiment_exists=exists,
+                 gates=len(watch.gates), scoring=watch.scoring is not None)
+    return 0
+
+
+def _watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict:
+    try:
+        model = client.get_registered_model(watch.model_name)
+        aliases, tags = {k: str(v) for k, v in (model.aliases or {}).items()}, dict(model.tags or {})
+    except Exception:  # noqa: BLE001 - not created yet
+        aliases, tags = {}, {}
+    scored = state.load(tags.get(state.SCORED)) or {}
+    failure = state.load(tags.get(state.SCORING_FAILURE))
+    decisions = []
+    experiment = client.get_experiment_by_name(watch.experiment)
+    if experiment is not None:
+        runs = client.search_runs([experiment.experiment_id], f"tags.`{state.DECISION}` LIKE '%'",
+                                  max_results=last, order_by=["attributes.end_time DESC"])
+        decisions = [{"run_id": r.info.run_id, "run_name": r.info.run_name, "decision": r.data.tags[state.DECISION],
+                      "version": r.data.tags.get(state.MODEL_VERSION), "reason": r.data.tags.get(state.REASON),
+                      "decided_at": r.data.tags.get(state.DECIDED_AT)} for r in runs]
+    return {"model_name": watch.model_name, "experiment": watch.experiment,
+            "staging": aliases.get(watch.staging_alias), "production": aliases.get(watch.production_alias),
+            "last_scored_version": scored.get("model_version"), "last_scored_at": scored.get("scored_at"),
+            "scoring_failure": failure, "decisions": decisions}
+
+
+def _status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: int) -> int:
+    rows = [_watch_status(client, w, last) for w in config.watches]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['model_name']}  (experiment {row['experiment']})")
+        print(f"  staging:    {row['staging'] or '-'}")
+        print(f"  production: {row['production'] or '-'}")
+        print(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
+              if row["last_scored_version"] else "  last scored: -")
+        if row["scoring_failure"]:
+            f = row["scoring_failure"]
+            print(f"  scoring failing: v{f['model_version']} attempt {f['attempts']}: {f['error'][:120]}")
+        print("  last decisions:")
+        for d in row["decisions"] or []:
+            detail = f"v{d['version']}" if d["decision"] == "registered" else (d["reason"] or "")
+            print(f"    {d['decided_at'] or '':20}  {d['run_name'] or d['run_id'][:8]:24}  {d['decision']:10}  {detail[:100]}")
+        if not row["decisions"]:
+            print("    (none)")
+    return 0

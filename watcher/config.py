@@ -1,0 +1,306 @@
+"""Typed, documented configuration: a YAML file validated by nested pydantic models.
+
+Every field has a one-line docstring (turned into its description) with its unit and why its
+default is what it is. ``load_config`` raises :class:`ConfigError`, whose message names each bad
+field by its location, for example ``watches.0.gates.2.min: Input should be a valid number``.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+GATE_KEYS = ("metric", "features", "champion", "data", "handler")
+
+
+class ConfigError(Exception):
+    """The config file is missing or invalid; the message names each bad field's location."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class MetricGate(_Strict):
+    """Reject unless a run metric lies within [min, max]; a missing or NaN metric is a rejection."""
+
+    metric: str
+    """Run metric name, e.g. ``recall`` (recall first for churn: missing a churner costs most)."""
+    min: float | None = None
+    """Inclusive lower bound, unitless like the metric; unset means no lower bound."""
+    max: float | None = None
+    """Inclusive upper bound, unitless like the metric; unset means no upper bound."""
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> MetricGate:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric gate needs 'min' and/or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("'min' is greater than 'max'")
+        return self
+
+
+class FeaturesGate(_Strict):
+    """Reject unless the model signature's input names are exactly this set."""
+
+    features: list[str] = Field(min_length=1)
+    """Expected input column names; order does not matter, extras and missing both reject."""
+
+
+class ChampionGate(_Strict):
+    """Challenger vs champion, with ``mlflow.models.MetricThreshold`` semantics."""
+
+    champion: str
+    """Metric compared with the run behind the production alias; no production version passes."""
+    min_delta: float = 0.0
+    """Minimum absolute improvement (metric units); 0.0 means 'not worse than the champion'."""
+    min_relative_delta: float | None = None
+    """Optional minimum relative improvement (0.05 = 5 %); unset because most teams gate on delta."""
+    greater_is_better: bool = True
+    """Direction of the metric; true for recall/precision/AUC, false for losses."""
+
+
+class DataGate(_Strict):
+    """Training-data alignment: the run's logged dataset input (``mlflow.log_input``)."""
+
+    data: str | None
+    """Required dataset name; null accepts any name (still checks columns)."""
+    context: str | None = None
+    """Required ``mlflow.data.context`` tag (e.g. ``training``); null accepts any context."""
+    columns: list[str] = Field(default_factory=list)
+    """Columns the dataset schema must contain; empty means no column check."""
+    exact: bool = False
+    """If true the schema must hold exactly ``columns`` (plus ``targets``), not a superset."""
+    targets: list[str] = Field(default_factory=list)
+    """Label columns, ignored by ``exact`` and ``match_signature``; e.g. ``[label]``."""
+    match_signature: bool = False
+    """If true the dataset's non-target columns must equal the model signature's inputs."""
+    required: bool = True
+    """If true a run with no matching dataset input is rejected; false lets it pass."""
+
+
+class CustomGate(BaseModel):
+    """``{handler: "package.module:callable", ...kwargs}``; extra keys are passed as kwargs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    handler: str = Field(pattern=r"^[\w.]+:[\w.]+$")
+    """Import path ``package.module:callable``; checked at config load so typos fail early."""
+
+    @field_validator("handler")
+    @classmethod
+    def _importable(cls, value: str) -> str:
+        from handlers.base import import_callable
+
+        import_callable(value)
+        return value
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The extra keys, passed to the callable as keyword arguments."""
+        return dict(self.model_extra or {})
+
+
+def _gate_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return {MetricGate: "metric", FeaturesGate: "features", ChampionGate: "champion",
+                DataGate: "data", CustomGate: "handler"}.get(type(value))
+    if isinstance(value, dict):
+        present = [key for key in GATE_KEYS if key in value]
+        return present[0] if len(present) == 1 else None
+    return None
+
+
+GateConfig = Annotated[
+    Union[
+        Annotated[MetricGate, Tag("metric")],
+        Annotated[FeaturesGate, Tag("features")],
+        Annotated[ChampionGate, Tag("champion")],
+        Annotated[DataGate, Tag("data")],
+        Annotated[CustomGate, Tag("handler")],
+    ],
+    Discriminator(
+        _gate_kind,
+        custom_error_type="unknown_gate",
+        custom_error_message="unknown gate: give exactly one of metric, features, champion, data, handler",
+    ),
+]
+
+
+class RetryConfig(_Strict):
+    """Exponential backoff for a failed poll or a failed scoring."""
+
+    initial_seconds: float = Field(5.0, gt=0)
+    """First delay in seconds; 5 s rides out a server restart without hammering it."""
+    max_seconds: float = Field(300.0, gt=0)
+    """Cap in seconds; 5 min keeps a long outage from delaying recovery by hours."""
+    multiplier: float = Field(2.0, ge=1)
+    """Growth factor per consecutive failure; 2 is the usual doubling."""
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (>= 1)."""
+        return min(self.max_seconds, self.initial_seconds * self.multiplier ** max(0, failures - 1))
+
+
+class ScoringConfig(_Strict):
+    """Batch scoring fired when the production alias changes (the seed's deploy-model pattern)."""
+
+    input: str
+    """CSV or Parquet file, or a glob of them; relative paths resolve against the config folder."""
+    output_dir: str = "predictions"
+    """Folder for ``<model>/v<version>/predictions-<UTC>.parquet``; relative to the config folder."""
+    experiment: str | None = None
+    """Experiment for ``model_pattern_scoring`` runs; default ``<watched experiment>-scoring``."""
+    format: Literal["parquet", "csv"] = "parquet"
+    """Predictions file format; parquet keeps dtypes and is ~5x smaller than CSV."""
+    chunk_rows: int = Field(100_000, gt=0)
+    """Rows read and predicted per chunk; bounds memory (~100k rows x 8 cols is a few MB)."""
+    handler: str | None = Field(None, pattern=r"^[\w.]+:[\w.]+$")
+    """Custom scoring callable ``package.module:callable``; default is the built-in batch scorer."""
+    retry: RetryConfig = RetryConfig(initial_seconds=60.0, max_seconds=3600.0)
+    """Backoff for a failed scoring; 1 min to 1 h, since a bad input rarely fixes itself quickly."""
+
+
+class WatchConfig(_Strict):
+    """One experiment watched for one registered model."""
+
+    experiment: str = Field(min_length=1)
+    """Experiment name to poll; it may not exist yet (a warning, and polling goes on)."""
+    model_name: str = Field(min_length=1)
+    """Registered model that passing runs become versions of; created when missing."""
+    artifact_path: str = "model"
+    """Name the model was logged under (LoggedModel name or run artifact folder)."""
+    gates: list[GateConfig] = Field(default_factory=list)
+    """Validation gates; all run, all reasons kept. The model-presence check is implicit."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Governance tags set verbatim on every registered version."""
+    staging_alias: str = "staging"
+    """Alias moved to the passing version whose run ended last."""
+    production_alias: str = "production"
+    """Alias read for the champion gate and for scoring; moved only by promote/rollback."""
+    scoring: ScoringConfig | None = None
+    """Optional batch scoring on production alias changes; unset disables scoring."""
+
+    @property
+    def scoring_experiment(self) -> str | None:
+        """Name of the experiment where scoring runs go, or None without scoring."""
+        if self.scoring is None:
+            return None
+        return self.scoring.experiment or f"{self.experiment}-scoring"
+
+
+class LogConfig(_Strict):
+    """Log output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Minimum level; INFO shows every decision without MLflow's debug chatter."""
+    format: Literal["auto", "json", "console"] = "auto"
+    """auto = JSON lines when stdout is not a TTY, the console renderer on a TTY."""
+
+
+class WatcherConfig(BaseSettings):
+    """The whole file. Environment variables ``WATCHER_<FIELD>`` fill keys the file leaves out."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHER_", env_nested_delimiter="__", extra="forbid",
+        use_attribute_docstrings=True, frozen=True,
+    )
+
+    tracking_uri: str = Field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+    """MLflow tracking URI; else $MLFLOW_TRACKING_URI, else the embedded ``sqlite:///mlflow.db``."""
+    registry_uri: str | None = None
+    """Model registry URI if it differs from the tracking URI; unset means the same server."""
+    poll_interval_seconds: float = Field(10.0, gt=0)
+    """Seconds between polls; 10 s is fast for humans and ~2 requests per watch per poll."""
+    page_size: int = Field(200, gt=0, le=50_000)
+    """Runs per ``search_runs`` page; 200 keeps one response small while a backlog pages through."""
+    cursor_overlap_seconds: float = Field(300.0, ge=0)
+    """Re-read window behind the cursor (s), for runs whose client clock lagged; cost ~ runs in it."""
+    retry: RetryConfig = RetryConfig()
+    """Backoff after a failed poll (server down, 5xx, timeout); the daemon never exits on those."""
+    log: LogConfig = LogConfig()
+    """Log level and renderer."""
+    watches: list[WatchConfig] = Field(min_length=1)
+    """The experiments to watch; at least one."""
+
+    @model_validator(mode="after")
+    def _scoring_not_watched(self) -> WatcherConfig:
+        watched = {w.experiment for w in self.watches}
+        for i, watch in enumerate(self.watches):
+            if watch.scoring_experiment in watched:
+                raise ValueError(
+                    f"watches.{i}.scoring.experiment: '{watch.scoring_experiment}' is a watched "
+                    "experiment; scoring runs would become candidates"
+                )
+        return self
+
+    def watch_for(self, model_name: str) -> WatchConfig | None:
+        """The first watch of ``model_name``, or None."""
+        return next((w for w in self.watches if w.model_name == model_name), None)
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative sqlite URIs and scoring paths absolute against the config folder."""
+    uri = raw.get("tracking_uri")
+    if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        raw["tracking_uri"] = "sqlite:///" + str(base / uri[len("sqlite:///"):])
+    for watch in raw.get("watches") or []:
+        scoring = watch.get("scoring") if isinstance(watch, dict) else None
+        if isinstance(scoring, dict):
+            for key in ("input", "output_dir"):
+                value = scoring.get(key)
+                if isinstance(value, str) and not os.path.isabs(value):
+                    scoring[key] = str(base / value)
+    return raw
+
+
+def format_errors(error: ValidationError) -> str:
+    """One line per error: ``location: message``."""
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"{loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str]) -> WatcherConfig:
+    """Read, resolve and validate a config file; raise :class:`ConfigError` with field locations."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file} (pass --config FILE)")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    if "tracking_uri" not in raw and not os.environ.get("MLFLOW_TRACKING_URI"):
+        raw["tracking_uri"] = DEFAULT_TRACKING_URI
+    raw = _resolve_paths(raw, file.resolve().parent)
+    try:
+        return WatcherConfig(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: invalid config\n{format_errors(exc)}") from exc
+
+
+def scoring_inputs(pattern: str) -> list[str]:
+    """The files a scoring ``input`` names: the path itself, or the sorted matches of a glob."""
+    if any(ch in pattern for ch in "*?["):
+        return sorted(globmod.glob(pattern))
+    return [pattern]

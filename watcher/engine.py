@@ -1,0 +1,239 @@
+"""The one-tick function. ``reconcile_once`` does one full pass over every watch and returns a
+report; the daemon only calls it on a schedule, and tests call it directly with time injected.
+
+Per watch: find FINISHED runs that ended at or after ``cursor - overlap`` (paged, oldest first),
+skip those that already carry a decision, run the gates on the rest, register or reject, then
+advance the cursor (a registered-model tag) past the runs whose side effects all succeeded.
+Afterwards the production alias is reconciled (history and scoring, ``watcher.production``).
+
+Errors are classified: a gate's exception is a rejection; a failing run is an ``error`` event
+and is retried next tick (after ``MAX_RUN_ATTEMPTS`` it is rejected with the error, so one
+poisoned run cannot block a watch forever); a failing watch is an ``error`` event and the other
+watches go on. Only ``KeyboardInterrupt``/``SystemExit`` (and the tests' ``SimulatedCrash``,
+a ``BaseException``) propagate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import RegisteredModel
+from mlflow.exceptions import MlflowException
+from structlog.contextvars import bound_contextvars
+
+from handlers import registration as reg
+from handlers.base import GateContext
+from handlers.gates import evaluate, rejection_reason
+from watcher import state
+from watcher.config import ChampionGate, WatchConfig, WatcherConfig
+from watcher.logs import get_logger
+from watcher.production import reconcile_production
+
+log = get_logger("watcher.engine")
+MAX_RUN_ATTEMPTS = 5
+RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
+
+
+@dataclass
+class Session:
+    """In-memory memo kept across ticks by one process. Losing it (a restart) loses nothing."""
+
+    experiment_ids: dict[str, str] = field(default_factory=dict)
+    run_failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class WatchReport:
+    """What one tick did for one watch."""
+
+    model_name: str
+    experiment: str
+    registered: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    scored: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    poll_failed: bool = False
+    """True when the watch itself failed (server down, 5xx): the daemon backs off."""
+
+
+@dataclass
+class TickReport:
+    """What one tick did; ``ok`` is false when any watch or run errored."""
+
+    watches: list[WatchReport] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not any(w.errors for w in self.watches)
+
+    @property
+    def poll_failed(self) -> bool:
+        return any(w.poll_failed for w in self.watches)
+
+
+def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
+                   now: float | None = None, stop: threading.Event | None = None,
+                   crash: reg.CrashHook = reg.no_crash) -> TickReport:
+    """One full pass over every watch. ``now`` is epoch seconds (injected by tests)."""
+    session = session or Session()
+    stop = stop or threading.Event()
+    report = TickReport()
+    for watch in config.watches:
+        if stop.is_set():
+            report.stopped_early = True
+            break
+        wr = WatchReport(watch.model_name, watch.experiment)
+        report.watches.append(wr)
+        with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
+            try:
+                model = ensure_registered_model(client, watch.model_name)
+                _reconcile_watch(client, config, watch, model, session, wr, stop, crash)
+                reconcile_production(client, watch, model, wr, now=time.time() if now is None else now)
+            except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
+                wr.errors.append(f"{type(exc).__name__}: {exc}")
+                wr.poll_failed = True
+                log.error("watch_failed", error=str(exc), error_type=type(exc).__name__)
+    report.stopped_early = report.stopped_early or stop.is_set()
+    return report
+
+
+def _experiment_id(client: MlflowClient, name: str, session: Session) -> str | None:
+    if name not in session.experiment_ids:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None or experiment.lifecycle_stage != "active":
+            return None
+        session.experiment_ids[name] = experiment.experiment_id
+    return session.experiment_ids[name]
+
+
+def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
+    """Get the registered model, creating it when missing."""
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != RESOURCE_DOES_NOT_EXIST:
+            raise
+    try:
+        client.create_registered_model(name, description="Managed by registry-watcher")
+        log.info("registered_model_created")
+    except MlflowException as exc:
+        if "ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    return client.get_registered_model(name)
+
+
+def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int) -> Iterator[list[Run]]:
+    query = f"attributes.status = 'FINISHED' AND attributes.end_time >= {since_ms}"
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], query, max_results=page_size,
+                                  order_by=["attributes.end_time ASC", "attributes.start_time ASC"],
+                                  page_token=token)
+        yield list(page)
+        token = page.token
+        if not token:
+            return
+
+
+def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
+                     session: Session, wr: WatchReport, stop: threading.Event, crash: reg.CrashHook) -> None:
+    experiment_id = _experiment_id(client, watch.experiment, session)
+    if experiment_id is None:
+        log.warning("experiment_missing", hint="polling goes on; it is picked up once created")
+        return
+    aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
+    cursor = state.read_cursor(model.tags, experiment_id)
+    since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
+    advanced = cursor
+    champion: dict[str, object] = {}
+    for page in _pages(client, experiment_id, since, config.page_size):
+        for run in page:
+            undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
+            if stop.is_set() or (undecided and not _process_run(client, watch, run, aliases, champion,
+                                                                 session, wr, crash)):
+                _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
+                return
+            advanced = max(advanced, run.info.end_time or 0)
+        cursor = _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
+
+
+def _save_cursor(client: MlflowClient, model_name: str, experiment_id: str, old: int, new: int) -> int:
+    if new > old:
+        client.set_registered_model_tag(model_name, state.cursor_key(experiment_id),
+                                        state.dump({"end_time": new, "updated_at": state.now_iso()}))
+        log.debug("cursor_advanced", experiment_id=experiment_id, end_time=new)
+    return max(old, new)
+
+
+def _champion(client: MlflowClient, watch: WatchConfig, aliases: dict[str, str], memo: dict[str, object]) -> None:
+    if "metrics" in memo:
+        return
+    memo["metrics"], memo["version"] = None, None
+    version = aliases.get(watch.production_alias)
+    if version and any(isinstance(g, ChampionGate) for g in watch.gates):
+        mv = client.get_model_version(watch.model_name, version)
+        memo["version"] = version
+        memo["metrics"] = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+
+
+def _process_run(client: MlflowClient, watch: WatchConfig, run: Run, aliases: dict[str, str],
+                 champion: dict[str, object], session: Session, wr: WatchReport, crash: reg.CrashHook) -> bool:
+    """Decide one run. Returns False when it failed (the watch stops here for this tick)."""
+    run_id = run.info.run_id
+    with bound_contextvars(run_id=run_id):
+        try:
+            _champion(client, watch, aliases, champion)
+            model = reg.resolve_model(client, run, watch.artifact_path)
+            ctx = GateContext(run=run, watch=watch, model=model,
+                              champion_metrics=champion["metrics"],  # type: ignore[arg-type]
+                              champion_version=champion["version"])  # type: ignore[arg-type]
+            results = evaluate(ctx, watch.gates)
+            if all(r.passed for r in results) and model is not None:
+                version = _register(client, watch, run, model, results, aliases, crash)
+                wr.registered.append((run_id, version))
+            else:
+                reason = rejection_reason(results)
+                reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash)
+                failed = [r.gate for r in results if not r.passed]
+                log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name)
+                wr.rejected.append((run_id, reason))
+            session.run_failures.pop(run_id, None)
+            return True
+        except Exception as exc:  # noqa: BLE001 - classified below
+            attempts = session.run_failures.get(run_id, 0) + 1
+            session.run_failures[run_id] = attempts
+            log.error("run_failed", error=f"{type(exc).__name__}: {exc}", attempt=attempts,
+                      max_attempts=MAX_RUN_ATTEMPTS)
+            wr.errors.append(f"run {run_id}: {type(exc).__name__}: {exc}")
+            if attempts < MAX_RUN_ATTEMPTS:
+                return False
+            reason = f"processing failed {attempts} times: {type(exc).__name__}: {exc}"
+            reg.record_decision(client, run_id, "rejected", [], reason=reason)
+            log.warning("run_rejected", reason=reason, failed_gates=["processing"], run_name=run.info.run_name)
+            session.run_failures.pop(run_id, None)
+            return True
+
+
+def _register(client: MlflowClient, watch: WatchConfig, run: Run, model: reg.ModelRef, results: list,
+              aliases: dict[str, str], crash: reg.CrashHook) -> str:
+    experiment = watch.experiment
+    tags = reg.version_tags(watch, run, experiment, results)
+    version, created = reg.find_or_create_version(client, watch.model_name, run, model, tags, crash)
+    with bound_contextvars(version=str(version.version)):
+        repaired = [] if created else reg.ensure_version_tags(client, version, tags, crash)
+        if repaired:
+            log.info("version_repaired", tags_written=sorted(repaired))
+        previous = reg.move_staging(client, watch.model_name, watch.staging_alias, version,
+                                    run.info.end_time or 0, aliases, crash)
+        if previous is not None:
+            log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
+        reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash)
+        log.info("run_registered", created=created, staging_moved=previous is not None,
+                 run_name=run.info.run_name, alias=watch.staging_alias if previous is not None else None)
+    return str(version.version)
