@@ -1,0 +1,168 @@
+"""Fixtures: a real ``mlflow server`` subprocess per backend, started once per session.
+
+``tracking_uri`` is parametrized over ``sqlite`` and ``postgres`` (a fresh database on the
+machine's PostgreSQL). Where PostgreSQL does not answer, the postgres tests are skipped with the
+reason; with ``REGISTRY_WATCHER_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) that skip is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import watcher  # noqa: F401  (MLflow logging environment first)
+import mlflow
+from mlflow import MlflowClient
+
+from watcher.config import WatcherConfig, load_config
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+FEATURES_YAML = ("[orders_last_30d, avg_delivery_delay_min, complaints_90d, discount_usage_rate,\n"
+                 "                   tenure_days, support_tickets_30d, crisis_region, app_sessions_7d]")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(backend_uri: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true"},
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {(workdir / 'server.log').read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, uri
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"mlflow server did not start: {(workdir / 'server.log').read_text()[-3000:]}")
+
+
+def _postgres_database() -> str | None:
+    """Create a fresh database; None (with the reason in ``_PG_REASON``) when PostgreSQL is down."""
+    global _PG_REASON
+    try:
+        import psycopg
+    except ImportError as exc:
+        _PG_REASON = f"psycopg not installed: {exc}"
+        return None
+    name = f"rw_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(dbname="postgres", connect_timeout=3, autocommit=True, **PG) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001
+        _PG_REASON = f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}"
+        return None
+    return name
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", connect_timeout=3, autocommit=True, **PG) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_PG_REASON = ""
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a running ``mlflow server`` with the given backend store."""
+    workdir = tmp_path_factory.mktemp(f"mlflow-{request.param}")
+    database = None
+    if request.param == "sqlite":
+        backend = f"sqlite:///{workdir / 'mlflow.db'}"
+    else:
+        database = _postgres_database()
+        if database is None:
+            if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"PostgreSQL is required here: {_PG_REASON}")
+            pytest.skip(_PG_REASON)
+        backend = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
+    proc, uri = _start_server(backend, workdir)
+    yield uri
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if database:
+        _drop_database(database)
+
+
+@pytest.fixture()
+def client(tracking_uri: str) -> MlflowClient:
+    """A client of the session's server, also set as MLflow's global tracking URI."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+@pytest.fixture()
+def names() -> dict[str, str]:
+    """Unique experiment and model names for one test."""
+    suffix = uuid.uuid4().hex[:8]
+    return {"experiment": f"quickbite_churn_{suffix}", "model": f"customer_churn_model_{suffix}"}
+
+
+def issue_yaml(tracking_uri: str, experiment: str, model: str, extra_watch: str = "", gates: str = "") -> str:
+    """The config from the issue, verbatim but for the URI and the unique names."""
+    return f"""\
+tracking_uri: {tracking_uri}
+poll_interval_seconds: 10
+watches:
+  - experiment: {experiment}
+    model_name: {model}
+    artifact_path: model
+    gates:
+      - metric: recall
+        min: 0.2
+      - metric: precision
+        min: 0.05
+      - features: {FEATURES_YAML}
+      - champion: recall
+        min_delta: 0.0
+{gates}    tags:
+      deployment_mode: batch_inference_only
+      known_limitation: extreme_class_imbalance
+    staging_alias: staging
+    production_alias: production
+{extra_watch}"""
+
+
+@pytest.fixture()
+def make_config(tmp_path: Path, tracking_uri: str, names: dict[str, str]):
+    """Write the issue's config (plus extra YAML for the watch) and load it the real way."""
+
+    def build(extra_watch: str = "", gates: str = "", **top: object) -> WatcherConfig:
+        text = issue_yaml(tracking_uri, names["experiment"], names["model"], extra_watch, gates)
+        text += "".join(f"{k}: {v}\n" for k, v in top.items())
+        path = tmp_path / "watcher.yaml"
+        path.write_text(text)
+        return load_config(path)
+
+    return build
