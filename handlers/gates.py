@@ -56,14 +56,14 @@ def features_gate(ctx: GateContext, cfg: FeaturesGate) -> GateResult:
     expected = sorted(set(cfg.features))
     signature = ctx.signature
     if signature is None or signature.inputs is None:
-        return GateResult("features", False, "model has no signature; cannot check features", None, expected)
+        return GateResult("features", False, "model has no signature, so its features cannot be checked", None, expected)
     actual = signature.inputs.input_names()
     extra = sorted(set(map(str, actual)) - set(expected))
     missing = sorted(set(expected) - set(map(str, actual)))
     if not extra and not missing:
         return GateResult("features", True, "", sorted(map(str, actual)), expected)
     parts = ([f"extra columns {extra}"] if extra else []) + ([f"missing columns {missing}"] if missing else [])
-    return GateResult("features", False, "feature set mismatch: " + "; ".join(parts), sorted(map(str, actual)), expected)
+    return GateResult("features", False, "feature set mismatch: " + ", ".join(parts), sorted(map(str, actual)), expected)
 
 
 def champion_gate(ctx: GateContext, cfg: ChampionGate) -> GateResult:
@@ -144,7 +144,7 @@ def data_gate(ctx: GateContext, cfg: DataGate) -> GateResult:
                                 f"only in signature {sorted(names - features)}")
     value = {"name": dataset.name, "digest": dataset.digest, "columns": columns}
     if problems:
-        return GateResult("data", False, f"dataset '{dataset.name}': " + "; ".join(problems), value, threshold)
+        return GateResult("data", False, f"dataset '{dataset.name}': " + ", ".join(problems), value, threshold)
     return GateResult("data", True, "", value, threshold)
 
 

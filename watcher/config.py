@@ -263,6 +263,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     for watch in raw.get("watches") or []:
         scoring = watch.get("scoring") if isinstance(watch, dict) else None
         if isinstance(scoring, dict):
+            scoring.setdefault("output_dir", ScoringConfig.model_fields["output_dir"].default)
             for key in ("input", "output_dir"):
                 value = scoring.get(key)
                 if isinstance(value, str) and not os.path.isabs(value):

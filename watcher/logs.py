@@ -32,7 +32,8 @@ def _shared_processors() -> list[Any]:
 class _LineStream(io.TextIOBase):
     """A text stream that turns each written line into a log event (catch-all for stray output)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, original: TextIO) -> None:
+        self.original = original
         self._log = logging.getLogger(f"stray.{name}")
         self._buffer = ""
         self._lock = threading.Lock()
@@ -66,7 +67,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     ``fmt`` is ``json``, ``console`` or ``auto`` (JSON unless the stream is a TTY).
     ``capture_stray_output`` also wraps ``sys.stdout``/``sys.stderr`` so nothing bypasses JSON.
     """
-    stream = stream or sys.__stdout__ or sys.stdout
+    stream = stream or sys.stdout
+    while isinstance(stream, _LineStream):  # never log into our own wrapper
+        stream = stream.original
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (structlog.processors.JSONRenderer() if use_json
                      else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
@@ -98,8 +101,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         lib.propagate = True
     logging.captureWarnings(True)
     if capture_stray_output:
-        sys.stdout = _LineStream("stdout")
-        sys.stderr = _LineStream("stderr")
+        if not isinstance(sys.stdout, _LineStream):
+            sys.stdout = _LineStream("stdout", sys.stdout)
+        if not isinstance(sys.stderr, _LineStream):
+            sys.stderr = _LineStream("stderr", sys.stderr)
         _install_excepthooks()
 
 
