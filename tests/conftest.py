@@ -8,11 +8,6 @@ reason; with ``REGISTRY_WATCHER_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) that s
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,41 +19,11 @@ import mlflow
 from mlflow import MlflowClient
 
 from watcher.config import WatcherConfig, load_config
+from watcher.testing import start_mlflow_server, stop
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 FEATURES_YAML = ("[orders_last_30d, avg_delivery_delay_min, complaints_90d, discount_usage_rate,\n"
                  "                   tenure_days, support_tickets_30d, crisis_region, app_sessions_7d]")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(backend_uri: str, workdir: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-        env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true"},
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(workdir / 'server.log').read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, uri
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"mlflow server did not start: {(workdir / 'server.log').read_text()[-3000:]}")
 
 
 def _postgres_database() -> str | None:
@@ -103,13 +68,9 @@ def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                 pytest.fail(f"PostgreSQL is required here: {_PG_REASON}")
             pytest.skip(_PG_REASON)
         backend = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
-    proc, uri = _start_server(backend, workdir)
+    proc, uri = start_mlflow_server(backend, workdir)
     yield uri
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     if database:
         _drop_database(database)
 

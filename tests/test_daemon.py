@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _free_port
+from watcher.testing import free_port
 from helpers import decision, train, versions_of
 from watcher import state
 from watcher.daemon import Poller
@@ -83,7 +83,7 @@ def test_dead_server_is_an_error_event_and_backoff_not_a_crash(tmp_path, monkeyp
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     path = tmp_path / "watcher.yaml"
-    path.write_text(issue_yaml(f"http://127.0.0.1:{_free_port()}", "e", "m"))
+    path.write_text(issue_yaml(f"http://127.0.0.1:{free_port()}", "e", "m"))
     config = load_config(path)
     from watcher.cli import make_client
 

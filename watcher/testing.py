@@ -1,0 +1,53 @@
+"""Support for tests and benchmarks: a real ``mlflow server`` subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health."""
+    port = free_port()
+    log_path = workdir / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true"},
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, uri
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"mlflow server did not start in {timeout_s}s: {log_path.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server started by :func:`start_mlflow_server`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
