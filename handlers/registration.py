@@ -110,24 +110,28 @@ def ensure_version_tags(client: MlflowClient, version: ModelVersion, tags: dict[
 
 
 def move_staging(client: MlflowClient, model_name: str, alias: str, version: ModelVersion,
-                 end_time: int, aliases: dict[str, Any], crash: CrashHook = no_crash) -> str | None:
+                 end_time: int, aliases: dict[str, Any], end_times: dict[str, int],
+                 crash: CrashHook = no_crash) -> str | None:
     """Point ``alias`` at ``version`` unless it already holds a run that ended later.
 
-    Returns the previous version when the alias moved (``""`` when it was unset), else None.
+    ``end_times`` caches version -> run end time for this tick, so a backlog costs no extra
+    request per run. Returns the previous version when the alias moved (``""`` when unset).
     """
     current = aliases.get(alias)
     if current is not None and str(current) == str(version.version):
         return None
     if current is not None:
-        try:
-            held = client.get_model_version(model_name, str(current))
-            held_end = int(held.tags.get(state.RUN_END_TIME) or 0)
-        except MlflowException:
-            held_end = 0
-        if held_end > end_time:
+        if str(current) not in end_times:
+            try:
+                held = client.get_model_version(model_name, str(current))
+                end_times[str(current)] = int(held.tags.get(state.RUN_END_TIME) or 0)
+            except MlflowException:
+                end_times[str(current)] = 0
+        if end_times[str(current)] > end_time:
             return None
     client.set_registered_model_alias(model_name, alias, str(version.version))
     aliases[alias] = str(version.version)
+    end_times[str(version.version)] = end_time
     crash("after_alias")
     return "" if current is None else str(current)
 

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from structlog.contextvars import bound_contextvars
 
 from handlers import registration as reg
-from handlers.base import GateContext
+from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
 from watcher import state
 from watcher.config import ChampionGate, WatchConfig, WatcherConfig
@@ -45,6 +45,7 @@ class Session:
 
     experiment_ids: dict[str, str] = field(default_factory=dict)
     run_failures: dict[str, int] = field(default_factory=dict)
+    warned_missing: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -94,6 +95,8 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
             try:
                 model = ensure_registered_model(client, watch.model_name)
                 _reconcile_watch(client, config, watch, model, session, wr, stop, crash)
+                if stop.is_set():
+                    break
                 reconcile_production(client, watch, model, wr, now=time.time() if now is None else now)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
                 wr.errors.append(f"{type(exc).__name__}: {exc}")
@@ -145,18 +148,21 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
                      session: Session, wr: WatchReport, stop: threading.Event, crash: reg.CrashHook) -> None:
     experiment_id = _experiment_id(client, watch.experiment, session)
     if experiment_id is None:
-        log.warning("experiment_missing", hint="polling goes on; it is picked up once created")
+        first = watch.experiment not in session.warned_missing
+        session.warned_missing.add(watch.experiment)
+        (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
     aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
     champion: dict[str, object] = {}
+    end_times: dict[str, int] = {}
     for page in _pages(client, experiment_id, since, config.page_size):
         for run in page:
             undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
             if stop.is_set() or (undecided and not _process_run(client, watch, run, aliases, champion,
-                                                                 session, wr, crash)):
+                                                                 end_times, session, wr, crash)):
                 _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
                 return
             advanced = max(advanced, run.info.end_time or 0)
@@ -183,7 +189,8 @@ def _champion(client: MlflowClient, watch: WatchConfig, aliases: dict[str, str],
 
 
 def _process_run(client: MlflowClient, watch: WatchConfig, run: Run, aliases: dict[str, str],
-                 champion: dict[str, object], session: Session, wr: WatchReport, crash: reg.CrashHook) -> bool:
+                 champion: dict[str, object], end_times: dict[str, int], session: Session, wr: WatchReport,
+                 crash: reg.CrashHook) -> bool:
     """Decide one run. Returns False when it failed (the watch stops here for this tick)."""
     run_id = run.info.run_id
     with bound_contextvars(run_id=run_id):
@@ -195,7 +202,7 @@ def _process_run(client: MlflowClient, watch: WatchConfig, run: Run, aliases: di
                               champion_version=champion["version"])  # type: ignore[arg-type]
             results = evaluate(ctx, watch.gates)
             if all(r.passed for r in results) and model is not None:
-                version = _register(client, watch, run, model, results, aliases, crash)
+                version = _register(client, watch, run, model, results, aliases, end_times, crash)
                 wr.registered.append((run_id, version))
             else:
                 reason = rejection_reason(results)
@@ -220,17 +227,16 @@ def _process_run(client: MlflowClient, watch: WatchConfig, run: Run, aliases: di
             return True
 
 
-def _register(client: MlflowClient, watch: WatchConfig, run: Run, model: reg.ModelRef, results: list,
-              aliases: dict[str, str], crash: reg.CrashHook) -> str:
-    experiment = watch.experiment
-    tags = reg.version_tags(watch, run, experiment, results)
+def _register(client: MlflowClient, watch: WatchConfig, run: Run, model: ModelRef, results: list[GateResult],
+              aliases: dict[str, str], end_times: dict[str, int], crash: reg.CrashHook) -> str:
+    tags = reg.version_tags(watch, run, watch.experiment, results)
     version, created = reg.find_or_create_version(client, watch.model_name, run, model, tags, crash)
     with bound_contextvars(version=str(version.version)):
         repaired = [] if created else reg.ensure_version_tags(client, version, tags, crash)
         if repaired:
             log.info("version_repaired", tags_written=sorted(repaired))
         previous = reg.move_staging(client, watch.model_name, watch.staging_alias, version,
-                                    run.info.end_time or 0, aliases, crash)
+                                    run.info.end_time or 0, aliases, end_times, crash)
         if previous is not None:
             log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
         reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash)
