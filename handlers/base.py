@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ class GateContext:
     champion_metrics: Mapping[str, float] | None = None
     """Metrics of the run behind the production alias, or None when there is no champion."""
     champion_version: str | None = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
