@@ -26,22 +26,19 @@ FEATURES_YAML = ("[orders_last_30d, avg_delivery_delay_min, complaints_90d, disc
                  "                   tenure_days, support_tickets_30d, crisis_region, app_sessions_7d]")
 
 
-def _postgres_database() -> str | None:
-    """Create a fresh database; None (with the reason in ``_PG_REASON``) when PostgreSQL is down."""
-    global _PG_REASON
+def _postgres_database() -> tuple[str | None, str]:
+    """Create a fresh database: (its name, "") or (None, why not) when PostgreSQL is unusable."""
     try:
         import psycopg
     except ImportError as exc:
-        _PG_REASON = f"psycopg not installed: {exc}"
-        return None
+        return None, f"psycopg not installed: {exc}"
     name = f"rw_test_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(dbname="postgres", connect_timeout=3, autocommit=True, **PG) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # noqa: BLE001
-        _PG_REASON = f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}"
-        return None
-    return name
+        return None, f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}"
+    return name, ""
 
 
 def _drop_database(name: str) -> None:
@@ -49,9 +46,6 @@ def _drop_database(name: str) -> None:
 
     with psycopg.connect(dbname="postgres", connect_timeout=3, autocommit=True, **PG) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-_PG_REASON = ""
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -62,11 +56,11 @@ def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         backend = f"sqlite:///{workdir / 'mlflow.db'}"
     else:
-        database = _postgres_database()
+        database, reason = _postgres_database()
         if database is None:
             if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
-                pytest.fail(f"PostgreSQL is required here: {_PG_REASON}")
-            pytest.skip(_PG_REASON)
+                pytest.fail(f"PostgreSQL is required here: {reason}")
+            pytest.skip(reason)
         backend = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
     proc, uri = start_mlflow_server(backend, workdir)
     yield uri

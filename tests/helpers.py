@@ -6,7 +6,6 @@ import mlflow
 from mlflow import MlflowClient
 
 from demo.churn import train_run
-from watcher import state
 
 
 class SimulatedCrash(BaseException):
@@ -51,10 +50,6 @@ def staging(client: MlflowClient, model: str, alias: str = "staging") -> str | N
     aliases = client.get_registered_model(model).aliases or {}
     value = aliases.get(alias)
     return None if value is None else str(value)
-
-
-__all__ = ["SimulatedCrash", "crash_at", "train", "versions_of", "decision", "events", "end_active_run",
-           "staging", "state"]
 
 
 def captured():

@@ -144,6 +144,22 @@ def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: i
             return
 
 
+@dataclass
+class _WatchTick:
+    """What one tick of one watch carries from run to run (never outlives the tick)."""
+
+    client: MlflowClient
+    watch: WatchConfig
+    session: Session
+    report: WatchReport
+    crash: reg.CrashHook
+    aliases: dict[str, str]
+    end_times: dict[str, int] = field(default_factory=dict)
+    """Version -> run end time, so a backlog does not re-read the staging holder per run."""
+    champion: tuple[str | None, dict[str, float] | None] | None = None
+    """(production version, its run metrics), read at most once per tick."""
+
+
 def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
                      session: Session, wr: WatchReport, stop: threading.Event, crash: reg.CrashHook) -> None:
     experiment_id = _experiment_id(client, watch.experiment, session)
@@ -152,17 +168,14 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         session.warned_missing.add(watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
-    aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
+    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()})
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
-    champion: dict[str, object] = {}
-    end_times: dict[str, int] = {}
     for page in _pages(client, experiment_id, since, config.page_size):
         for run in page:
             undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
-            if stop.is_set() or (undecided and not _process_run(client, watch, run, aliases, champion,
-                                                                 end_times, session, wr, crash)):
+            if stop.is_set() or (undecided and not _process_run(tick, run)):
                 _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
                 return
             advanced = max(advanced, run.info.end_time or 0)
@@ -177,32 +190,32 @@ def _save_cursor(client: MlflowClient, model_name: str, experiment_id: str, old:
     return max(old, new)
 
 
-def _champion(client: MlflowClient, watch: WatchConfig, aliases: dict[str, str], memo: dict[str, object]) -> None:
-    if "metrics" in memo:
-        return
-    memo["metrics"], memo["version"] = None, None
-    version = aliases.get(watch.production_alias)
-    if version and any(isinstance(g, ChampionGate) for g in watch.gates):
-        mv = client.get_model_version(watch.model_name, version)
-        memo["version"] = version
-        memo["metrics"] = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+def _champion(tick: _WatchTick) -> tuple[str | None, dict[str, float] | None]:
+    """The production version and its run's metrics, when a champion gate needs them."""
+    if tick.champion is None:
+        tick.champion = (None, None)
+        watch = tick.watch
+        version = tick.aliases.get(watch.production_alias)
+        if version and any(isinstance(g, ChampionGate) for g in watch.gates):
+            mv = tick.client.get_model_version(watch.model_name, version)
+            metrics = dict(tick.client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+            tick.champion = (version, metrics)
+    return tick.champion
 
 
-def _process_run(client: MlflowClient, watch: WatchConfig, run: Run, aliases: dict[str, str],
-                 champion: dict[str, object], end_times: dict[str, int], session: Session, wr: WatchReport,
-                 crash: reg.CrashHook) -> bool:
+def _process_run(tick: _WatchTick, run: Run) -> bool:
     """Decide one run. Returns False when it failed (the watch stops here for this tick)."""
+    client, watch, session, wr, crash = tick.client, tick.watch, tick.session, tick.report, tick.crash
     run_id = run.info.run_id
     with bound_contextvars(run_id=run_id):
         try:
-            _champion(client, watch, aliases, champion)
+            champion_version, champion_metrics = _champion(tick)
             model = reg.resolve_model(client, run, watch.artifact_path)
             ctx = GateContext(run=run, watch=watch, model=model,
-                              champion_metrics=champion["metrics"],  # type: ignore[arg-type]
-                              champion_version=champion["version"])  # type: ignore[arg-type]
+                              champion_metrics=champion_metrics, champion_version=champion_version)
             results = evaluate(ctx, watch.gates)
             if all(r.passed for r in results) and model is not None:
-                version = _register(client, watch, run, model, results, aliases, end_times, crash)
+                version = _register(tick, run, model, results)
                 wr.registered.append((run_id, version))
             else:
                 reason = rejection_reason(results)
@@ -227,8 +240,8 @@ def _process_run(client: MlflowClient, watch: WatchConfig, run: Run, aliases: di
             return True
 
 
-def _register(client: MlflowClient, watch: WatchConfig, run: Run, model: ModelRef, results: list[GateResult],
-              aliases: dict[str, str], end_times: dict[str, int], crash: reg.CrashHook) -> str:
+def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateResult]) -> str:
+    client, watch, crash = tick.client, tick.watch, tick.crash
     tags = reg.version_tags(watch, run, watch.experiment, results)
     version, created = reg.find_or_create_version(client, watch.model_name, run, model, tags, crash)
     with bound_contextvars(version=str(version.version)):
@@ -236,7 +249,7 @@ def _register(client: MlflowClient, watch: WatchConfig, run: Run, model: ModelRe
         if repaired:
             log.info("version_repaired", tags_written=sorted(repaired))
         previous = reg.move_staging(client, watch.model_name, watch.staging_alias, version,
-                                    run.info.end_time or 0, aliases, end_times, crash)
+                                    run.info.end_time or 0, tick.aliases, tick.end_times, crash)
         if previous is not None:
             log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
         reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash)
