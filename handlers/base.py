@@ -12,11 +12,12 @@ reason is kept.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from watcher.imports import import_callable  # re-exported for custom gates
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -87,20 +88,6 @@ class Gate(Protocol):
     """Any callable of this shape is a gate."""
 
     def __call__(self, ctx: GateContext, /, **kwargs: Any) -> GateResult | bool | tuple[bool, str] | None: ...
-
-
-def import_callable(path: str) -> Callable[..., Any]:
-    """Import ``package.module:attr.attr``; raise ValueError naming the path when it fails."""
-    module_name, _, attr_path = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for attr in attr_path.split("."):
-            obj = getattr(obj, attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import '{path}': {exc}") from exc
-    if not callable(obj):
-        raise ValueError(f"'{path}' is not callable")
-    return obj
 
 
 def coerce_result(name: str, outcome: Any) -> GateResult:

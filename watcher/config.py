@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from watcher.imports import import_callable
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 GATE_KEYS = ("metric", "features", "champion", "data", "handler")
 
@@ -106,8 +108,6 @@ class CustomGate(BaseModel):
     @field_validator("handler")
     @classmethod
     def _importable(cls, value: str) -> str:
-        from handlers.base import import_callable
-
         import_callable(value)
         return value
 

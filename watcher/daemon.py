@@ -4,6 +4,8 @@
 * A failed poll (server down, 5xx, timeout) is an ``error`` event; the next ticks are skipped
   until an exponential backoff has passed. The daemon never exits on a transient error.
 * SIGTERM/SIGINT set a stop event: the tick finishes the run in hand, then the process exits 0.
+* ``Poller.request_tick(reason)`` (a webhook delivery, a tick that found work) starts a tick at
+  once: right away when idle, or straight after the tick in hand, never two at a time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,8 +21,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mlflow import MlflowClient
 
 from watcher.config import WatcherConfig
-from watcher.engine import Session, TickReport, reconcile_once
+from watcher.engine import Session, reconcile_once
+from watcher import metrics
 from watcher.logs import get_logger
+from watcher.report import TickReport
 
 log = get_logger("watcher.daemon")
 
@@ -41,9 +46,27 @@ class Poller:
     stop: threading.Event = field(default_factory=threading.Event)
     session: Session = field(default_factory=Session)
     backoff: Backoff = field(default_factory=Backoff)
+    kick: Callable[[], None] | None = None
+    """Set by the daemon: makes the scheduler run :meth:`poll` now (None outside the daemon)."""
+    _pending: threading.Event = field(default_factory=threading.Event)
+
+    def request_tick(self, reason: str) -> None:
+        """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce."""
+        log.debug("tick_requested", reason=reason)
+        self._pending.set()
+        if self.kick is not None:
+            self.kick()
 
     def poll(self) -> TickReport | None:
-        """One scheduled poll; returns None when skipped for backoff or shutdown."""
+        """One scheduled poll, repeated while ticks were requested during it."""
+        report = self._poll_once()
+        while self._pending.is_set() and not self.stop.is_set() and report is not None and not report.poll_failed:
+            report = self._poll_once()
+        return report
+
+    def _poll_once(self) -> TickReport | None:
+        """One poll; returns None when skipped for backoff or shutdown."""
+        self._pending.clear()
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
         try:
@@ -53,6 +76,7 @@ class Poller:
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
+        metrics.record_poll(report is not None and not report.poll_failed)
         if report is not None and not report.poll_failed:
             if self.backoff.failures:
                 log.info("poll_recovered", after_failures=self.backoff.failures)
@@ -85,9 +109,10 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(poller.poll, IntervalTrigger(seconds=config.poll_interval_seconds), id="poll",
-                      max_instances=1, coalesce=True, misfire_grace_time=None,
-                      next_run_time=_utcnow())
+    job = scheduler.add_job(poller.poll, IntervalTrigger(seconds=config.poll_interval_seconds), id="poll",
+                            max_instances=1, coalesce=True, misfire_grace_time=None,
+                            next_run_time=_utcnow())
+    poller.kick = lambda: job.modify(next_run_time=_utcnow())
     log.info("watcher_started", tracking_uri=_redact(config.tracking_uri), watches=len(config.watches),
              poll_interval_seconds=config.poll_interval_seconds)
     scheduler.start()

@@ -29,10 +29,11 @@ from structlog.contextvars import bound_contextvars
 from handlers import registration as reg
 from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
-from watcher import state
+from watcher import metrics, state
 from watcher.config import ChampionGate, WatchConfig, WatcherConfig
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
+from watcher.report import TickReport, WatchReport
 
 log = get_logger("watcher.engine")
 MAX_RUN_ATTEMPTS = 5
@@ -48,36 +49,6 @@ class Session:
     warned_missing: set[str] = field(default_factory=set)
 
 
-@dataclass
-class WatchReport:
-    """What one tick did for one watch."""
-
-    model_name: str
-    experiment: str
-    registered: list[tuple[str, str]] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    scored: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    poll_failed: bool = False
-    """True when the watch itself failed (server down, 5xx): the daemon backs off."""
-
-
-@dataclass
-class TickReport:
-    """What one tick did; ``ok`` is false when any watch or run errored."""
-
-    watches: list[WatchReport] = field(default_factory=list)
-    stopped_early: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not any(w.errors for w in self.watches)
-
-    @property
-    def poll_failed(self) -> bool:
-        return any(w.poll_failed for w in self.watches)
-
-
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
                    now: float | None = None, stop: threading.Event | None = None,
                    crash: reg.CrashHook = reg.no_crash) -> TickReport:
@@ -91,6 +62,7 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
             break
         wr = WatchReport(watch.model_name, watch.experiment)
         report.watches.append(wr)
+        metrics.set_leader(watch.model_name, True)
         with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
             try:
                 model = ensure_registered_model(client, watch.model_name)
@@ -217,12 +189,14 @@ def _process_run(tick: _WatchTick, run: Run) -> bool:
             if all(r.passed for r in results) and model is not None:
                 version = _register(tick, run, model, results)
                 wr.registered.append((run_id, version))
+                metrics.record_decision(watch.model_name, "registered")
             else:
                 reason = rejection_reason(results)
                 reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash)
                 failed = [r.gate for r in results if not r.passed]
                 log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name)
                 wr.rejected.append((run_id, reason))
+                metrics.record_decision(watch.model_name, "rejected")
             session.run_failures.pop(run_id, None)
             return True
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -236,6 +210,7 @@ def _process_run(tick: _WatchTick, run: Run) -> bool:
             reason = f"processing failed {attempts} times: {type(exc).__name__}: {exc}"
             reg.record_decision(client, run_id, "rejected", [], reason=reason)
             log.warning("run_rejected", reason=reason, failed_gates=["processing"], run_name=run.info.run_name)
+            metrics.record_decision(watch.model_name, "rejected")
             session.run_failures.pop(run_id, None)
             return True
 
@@ -252,6 +227,7 @@ def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateRes
                                     run.info.end_time or 0, tick.aliases, tick.end_times, crash)
         if previous is not None:
             log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
+            metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)
         reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash)
         log.info("run_registered", created=created, staging_moved=previous is not None,
                  run_name=run.info.run_name, alias=watch.staging_alias if previous is not None else None)

@@ -1,0 +1,48 @@
+"""Prometheus metrics (``prometheus_client``), defined once here and served at ``GET /metrics``.
+
+The engine, the production reconciler, the scoring worker, the leader elector and the daemon
+call the small ``record_*`` helpers; nothing else touches the metric objects. Names and labels
+are a public interface (dashboards depend on them): add, never rename.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter(
+    "registry_watcher_decisions", "Runs decided, by registered model and decision (registered, rejected, error).",
+    ["model", "decision"])
+POLLS = Counter("registry_watcher_polls", "Polls (ticks) by outcome: ok or error.", ["outcome"])
+RUN_TO_STAGING = Histogram(
+    "registry_watcher_run_to_staging_seconds",
+    "Seconds from a run's end time to its version holding the staging alias.",
+    buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120, 300, 900, 3600))
+SCORINGS = Counter("registry_watcher_scorings", "Scorings by registered model and outcome: ok or failed.",
+                   ["model", "outcome"])
+LEADER = Gauge("registry_watcher_leader",
+               "1 where this replica acts for the model (always 1 without the ha block), else 0.", ["model"])
+
+
+def record_decision(model: str, decision: str) -> None:
+    """Count one run decision."""
+    DECISIONS.labels(model=model, decision=decision).inc()
+
+
+def record_poll(ok: bool) -> None:
+    """Count one poll."""
+    POLLS.labels(outcome="ok" if ok else "error").inc()
+
+
+def observe_run_to_staging(seconds: float) -> None:
+    """One run's end time to staging latency, in seconds (clamped at 0 for clock skew)."""
+    RUN_TO_STAGING.observe(max(0.0, seconds))
+
+
+def record_scoring(model: str, ok: bool) -> None:
+    """Count one scoring attempt."""
+    SCORINGS.labels(model=model, outcome="ok" if ok else "failed").inc()
+
+
+def set_leader(model: str, leading: bool) -> None:
+    """Whether this replica acts for ``model``."""
+    LEADER.labels(model=model).set(1 if leading else 0)

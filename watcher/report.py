@@ -1,0 +1,39 @@
+"""What one tick did: plain dataclasses at the bottom of the import graph.
+
+The engine fills them, production reconciliation appends to them, and the daemon, the CLI and the
+metrics read them; none of those modules import each other for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class WatchReport:
+    """What one tick did for one watch."""
+
+    model_name: str
+    experiment: str
+    registered: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    scored: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    poll_failed: bool = False
+    """True when the watch itself failed (server down, 5xx): the daemon backs off."""
+
+
+@dataclass
+class TickReport:
+    """What one tick did; ``ok`` is false when any watch or run errored."""
+
+    watches: list[WatchReport] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not any(w.errors for w in self.watches)
+
+    @property
+    def poll_failed(self) -> bool:
+        return any(w.poll_failed for w in self.watches)
