@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from watcher import history, state
 from watcher.config import ConfigError, WatchConfig, WatcherConfig, load_config
 from watcher.logs import configure_logging, get_logger
+from watcher.redact import add_secrets, redact, uri_password
 
 log = get_logger("watcher.cli")
 DAEMON_VERBS = {"run", "once", "check-config"}
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print(text: str, file=None) -> None:  # noqa: ANN001 - a text stream
+    """The CLI's printer: everything it prints is redacted (``watcher.redact``)."""
+    print(redact(text), file=file or sys.stdout)
+
+
 def make_client(config: WatcherConfig) -> MlflowClient:
     """Point MLflow at the configured server (also for ``models:/`` loads) and return a client."""
     mlflow.set_tracking_uri(config.tracking_uri)
@@ -66,12 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("config_invalid", error=str(exc), config=args.config)
         return 2
+    add_secrets(uri_password(u) for u in (config.tracking_uri, config.registry_uri,
+                                          config.ha.lock_url if config.ha else None))
     configure_logging(config.log.level, config.log.format, stream=stream, capture_stray_output=daemon)
     client = make_client(config)
     try:
         return _dispatch(args, config, client)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - e.g. the server is down: one redacted event, not a raw traceback
+        log.error("command_failed", verb=args.verb, error=f"{type(exc).__name__}: {exc}")
+        return 1
 
 
 def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
@@ -89,11 +100,11 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
         return _status(client, config, args.json, args.last)
     watch = config.watch_for(args.model)
     if watch is None:
-        print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
+        _print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
         return 2
     if args.verb == "history":
         entries = history.read(dict(client.get_registered_model(watch.model_name).tags or {}))
-        print(history.to_json(entries) if args.json else history.format_table(entries))
+        _print(history.to_json(entries) if args.json else history.format_table(entries))
         return 0
     try:
         if args.verb == "promote":
@@ -101,9 +112,9 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
         else:
             entry = production.rollback(client, watch, args.version, args.reason, production.cli_user())
     except production.PromotionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{watch.model_name}: '{watch.production_alias}' -> v{entry['version']} "
+    _print(f"{watch.model_name}: '{watch.production_alias}' -> v{entry['version']} "
           f"(was {entry['previous'] or 'unset'}); the running daemon will score it")
     return 0
 
@@ -146,21 +157,21 @@ def _watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict:
 def _status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: int) -> int:
     rows = [_watch_status(client, w, last) for w in config.watches]
     if as_json:
-        print(json.dumps(rows, indent=2))
+        _print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        print(f"{row['model_name']}  (experiment {row['experiment']})")
-        print(f"  staging:    {row['staging'] or '-'}")
-        print(f"  production: {row['production'] or '-'}")
-        print(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
+        _print(f"{row['model_name']}  (experiment {row['experiment']})")
+        _print(f"  staging:    {row['staging'] or '-'}")
+        _print(f"  production: {row['production'] or '-'}")
+        _print(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
               if row["last_scored_version"] else "  last scored: -")
         if row["scoring_failure"]:
             f = row["scoring_failure"]
-            print(f"  scoring failing: v{f['model_version']} attempt {f['attempts']}: {f['error'][:120]}")
-        print("  last decisions:")
+            _print(f"  scoring failing: v{f['model_version']} attempt {f['attempts']}: {f['error'][:120]}")
+        _print("  last decisions:")
         for d in row["decisions"] or []:
             detail = f"v{d['version']}" if d["decision"] == "registered" else (d["reason"] or "")
-            print(f"    {d['decided_at'] or '':20}  {d['run_name'] or d['run_id'][:8]:24}  {d['decision']:10}  {detail[:100]}")
+            _print(f"    {d['decided_at'] or '':20}  {d['run_name'] or d['run_id'][:8]:24}  {d['decision']:10}  {detail[:100]}")
         if not row["decisions"]:
-            print("    (none)")
+            _print("    (none)")
     return 0

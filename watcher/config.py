@@ -146,10 +146,11 @@ GateConfig = Annotated[
 class RetryConfig(_Strict):
     """Exponential backoff for a failed poll or a failed scoring."""
 
-    initial_seconds: float = Field(5.0, gt=0)
-    """First delay in seconds; 5 s rides out a server restart without hammering it."""
-    max_seconds: float = Field(300.0, gt=0)
-    """Cap in seconds; 5 min keeps a long outage from delaying recovery by hours."""
+    initial_seconds: float = Field(2.0, gt=0)
+    """First delay in seconds; 2 s rides out a blip (each failed poll already spent MLflow's own retries)."""
+    max_seconds: float = Field(30.0, gt=0)
+    """Cap in seconds; 30 s means runs are registered within ~30 s of a server's return after any outage,
+    while a dead server still costs only ~2 cheap requests a minute."""
     multiplier: float = Field(2.0, ge=1)
     """Growth factor per consecutive failure; 2 is the usual doubling."""
 
@@ -214,6 +215,22 @@ class LogConfig(_Strict):
     """auto = JSON lines when stdout is not a TTY, the console renderer on a TTY."""
 
 
+class HaConfig(_Strict):
+    """Leader election: with this block, only the replica holding a PostgreSQL advisory lock acts."""
+
+    lock_url: str = Field(pattern=r"^postgres(ql)?://")
+    """``postgresql://user[:password]@host:5432/db``; any database all replicas reach (the password is
+    redacted in logs). One session advisory lock per registered model, keyed on a hash of its name."""
+    connect_timeout_seconds: int = Field(5, ge=1)
+    """Seconds to wait for the lock connection; short, since a standby retries every poll anyway."""
+    keepalives_idle_seconds: int = Field(10, ge=1)
+    """Idle seconds before TCP keepalive probes start, so a dead peer is noticed in ~25 s, not hours."""
+    keepalives_interval_seconds: int = Field(5, ge=1)
+    """Seconds between unanswered keepalive probes."""
+    keepalives_count: int = Field(3, ge=1)
+    """Unanswered probes before the kernel drops the connection (and PostgreSQL frees the lock)."""
+
+
 class WatcherConfig(BaseSettings):
     """The whole file. Environment variables ``WATCHER_<FIELD>`` fill keys the file leaves out."""
 
@@ -236,6 +253,11 @@ class WatcherConfig(BaseSettings):
     """Backoff after a failed poll (server down, 5xx, timeout); the daemon never exits on those."""
     log: LogConfig = LogConfig()
     """Log level and renderer."""
+    max_run_attempts: int = Field(5, ge=1)
+    """Failed attempts (count, kept in the run's ``watcher.attempts`` tag, so restarts keep it) before a
+    run that keeps failing for a reason not its own is decided ``error``; 5 polls ride out blips."""
+    ha: HaConfig | None = None
+    """Leader election for two or more replicas; unset means run exactly one replica."""
     watches: list[WatchConfig] = Field(min_length=1)
     """The experiments to watch; at least one."""
 

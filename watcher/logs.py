@@ -3,7 +3,8 @@
 Our events go through structlog; the standard-library logging of MLflow, APScheduler and the rest
 is routed through the same ``ProcessorFormatter``; Python warnings are captured into logging; and
 stray writes to ``sys.stdout`` / ``sys.stderr`` (progress bars, ``print``) are wrapped as
-``stray_output`` events, so a log pipeline can parse all of it.
+``stray_output`` events, so a log pipeline can parse all of it. Every line passes
+``watcher.redact.redact_event``, so no password or token reaches the log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from watcher.redact import redact_event, secrets_from_env
+
 _QUIET = {"alembic": logging.WARNING, "urllib3": logging.WARNING, "apscheduler": logging.WARNING,
           "git": logging.WARNING, "matplotlib": logging.WARNING}
 
@@ -26,6 +29,7 @@ def _shared_processors() -> list[Any]:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        redact_event,
     ]
 
 
@@ -68,6 +72,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     ``capture_stray_output`` also wraps ``sys.stdout``/``sys.stderr`` so nothing bypasses JSON.
     """
     stream = stream or sys.stdout
+    secrets_from_env()
     while isinstance(stream, _LineStream):  # never log into our own wrapper
         stream = stream.original
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -84,7 +89,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if use_json else _passthrough,
+            structlog.processors.format_exc_info,  # tracebacks as text, so they are redacted too
+            redact_event,
             renderer,
         ],
     )
@@ -106,10 +112,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         if not isinstance(sys.stderr, _LineStream):
             sys.stderr = _LineStream("stderr", sys.stderr)
         _install_excepthooks()
-
-
-def _passthrough(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    return event
 
 
 def _install_excepthooks() -> None:
