@@ -50,6 +50,8 @@ class ModelRef:
     source: str
     model_id: str | None
     signature: ModelSignature | None
+    error: str | None = None
+    """Why the model's ``MLmodel`` could not be read (not YAML, not a model); None when it could."""
 
 
 @dataclass(frozen=True)

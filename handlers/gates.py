@@ -26,6 +26,8 @@ def model_present(ctx: GateContext) -> GateResult:
     if ctx.model is None:
         return GateResult("model", False, f"no model logged under artifact_path '{path}'",
                           None, path)
+    if ctx.model.error:
+        return GateResult("model", False, f"{path}/MLmodel unreadable: {ctx.model.error}", ctx.model.source, path)
     return GateResult("model", True, "", ctx.model.source, path)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import mlflow
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run, RunTag
 from mlflow.entities.model_registry import ModelVersion
@@ -28,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from handlers.base import GateResult, ModelRef
 from watcher import state
 from watcher.config import MetricGate, ChampionGate, WatchConfig
+from watcher.errors import is_unreachable
 
 CrashHook = Callable[[str], None]
 
@@ -42,19 +44,26 @@ def resolve_model(client: MlflowClient, run: Run, artifact_path: str) -> ModelRe
     for output in sorted(outputs, key=lambda o: o.step, reverse=True):
         logged = client.get_logged_model(output.model_id)
         if logged.name == artifact_path:
-            return ModelRef(f"models:/{logged.model_id}", logged.model_id, _signature(f"models:/{logged.model_id}"))
+            return ModelRef(f"models:/{logged.model_id}", logged.model_id, *_signature(f"models:/{logged.model_id}"))
     names = {a.path for a in client.list_artifacts(run.info.run_id, artifact_path)}
     if f"{artifact_path}/MLmodel" in names:
         return ModelRef(f"{run.info.artifact_uri}/{artifact_path}", None,
-                        _signature(f"runs:/{run.info.run_id}/{artifact_path}"))
+                        *_signature(f"runs:/{run.info.run_id}/{artifact_path}"))
     return None
 
 
-def _signature(uri: str) -> Any:
+def _signature(uri: str) -> tuple[Any, str | None]:
+    """(signature, None), or (None, why) when the MLmodel file is not a readable model description.
+
+    An unreachable server is raised (an outage is nobody's verdict on the run)."""
     try:
-        return mlflow.models.get_model_info(uri).signature
-    except MlflowException:
-        return None
+        return mlflow.models.get_model_info(uri).signature, None
+    except MlflowException as exc:
+        if is_unreachable(exc):
+            raise
+        return None, None
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError, KeyError) as exc:
+        return None, state.truncate(f"{type(exc).__name__}: {exc}".replace("\n", " "), 500)
 
 
 def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Sequence[GateResult]) -> dict[str, str]:

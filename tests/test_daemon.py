@@ -92,8 +92,10 @@ def test_dead_server_is_an_error_event_and_backoff_not_a_crash(tmp_path, monkeyp
         report = poller.poll()
         skipped = poller.poll()  # inside the backoff window: no request at all
     assert report is not None and report.poll_failed and skipped is None
-    [error] = [e for e in logs if e["event"] == "poll_failed"]
+    [error] = [e for e in logs if e["event"] == "tracking_server_unreachable"]
     assert error["log_level"] == "error" and error["retry_in_seconds"] == config.retry.initial_seconds
+    [failed] = [e for e in logs if e["event"] == "poll_failed"]
+    assert failed["log_level"] == "debug"
     assert poller.backoff.failures == 1
 
 

@@ -87,12 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
     from watcher import production
-    from watcher.daemon import Poller, run_daemon
+    from watcher.daemon import Poller, make_leader, run_daemon
 
     if args.verb == "run":
         return run_daemon(client, config)
     if args.verb == "once":
-        report = Poller(client, config).poll()
+        report = Poller(client, config, leader=make_leader(config)).poll()
         return 0 if report is not None and report.ok else 1
     if args.verb == "check-config":
         return _check(client, config)

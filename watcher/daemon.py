@@ -1,8 +1,13 @@
 """The thin loop: APScheduler calls ``reconcile_once`` on an interval; nothing else lives here.
 
 * ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped or queued up.
-* A failed poll (server down, 5xx, timeout) is an ``error`` event; the next ticks are skipped
+* A failed poll (server down, 5xx, timeout) is a ``poll_failed`` event; the next ticks are skipped
   until an exponential backoff has passed. The daemon never exits on a transient error.
+* An unreachable tracking server is an outage, said once: ``tracking_server_unreachable`` (error)
+  at its start, ``tracking_server_recovered`` (info, ``outage_seconds``) at its end; the failed
+  polls in between are ``poll_failed`` at debug.
+* With the ``ha`` block a :class:`~watcher.leader.Leader` gates each watch; scoring runs on a
+  :class:`~watcher.scoring_worker.ScoringWorker` thread, never on the poll thread.
 * SIGTERM/SIGINT set a stop event: the tick finishes the run in hand, then the process exits 0.
 * ``Poller.request_tick(reason)`` (a webhook delivery, a tick that found work) starts a tick at
   once: right away when idle, or straight after the tick in hand, never two at a time.
@@ -23,8 +28,11 @@ from mlflow import MlflowClient
 from watcher.config import WatcherConfig
 from watcher.engine import Session, reconcile_once
 from watcher import metrics
+from watcher.errors import is_unreachable
+from watcher.leader import Leader
 from watcher.logs import get_logger
 from watcher.report import TickReport
+from watcher.scoring_worker import ScoringWorker
 
 log = get_logger("watcher.daemon")
 
@@ -48,6 +56,12 @@ class Poller:
     backoff: Backoff = field(default_factory=Backoff)
     kick: Callable[[], None] | None = None
     """Set by the daemon: makes the scheduler run :meth:`poll` now (None outside the daemon)."""
+    leader: Leader | None = None
+    """The ``ha`` lock holder; None acts on every watch (one replica)."""
+    scorer: ScoringWorker | None = None
+    """The scoring thread; None scores inline in the tick (``once`` and most tests)."""
+    outage_since: float | None = None
+    """Monotonic time of the first failed poll of a tracking-server outage in progress."""
     _pending: threading.Event = field(default_factory=threading.Event)
 
     def request_tick(self, reason: str) -> None:
@@ -70,15 +84,22 @@ class Poller:
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
         try:
-            report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop)
+            report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
+                                    leader=self.leader, scorer=self.scorer.submit if self.scorer else None)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
             report = None
             error = f"{type(exc).__name__}: {exc}"
+            unreachable = is_unreachable(exc)
         else:
             error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
+            unreachable = report.unreachable
         metrics.record_poll(report is not None and not report.poll_failed)
         if report is not None and not report.poll_failed:
-            if self.backoff.failures:
+            if self.outage_since is not None:
+                log.info("tracking_server_recovered", outage_seconds=round(time.monotonic() - self.outage_since, 1),
+                         failed_polls=self.backoff.failures)
+                self.outage_since = None
+            elif self.backoff.failures:
                 log.info("poll_recovered", after_failures=self.backoff.failures)
             self.backoff = Backoff()
             self._summary(report)
@@ -86,7 +107,12 @@ class Poller:
         self.backoff.failures += 1
         delay = self.config.retry.delay(self.backoff.failures)
         self.backoff.not_before = time.monotonic() + delay
-        log.error("poll_failed", error=error, consecutive_failures=self.backoff.failures, retry_in_seconds=delay)
+        if unreachable and self.outage_since is None:
+            self.outage_since = time.monotonic()
+            log.error("tracking_server_unreachable", error=error, retry_in_seconds=delay,
+                      hint="polling goes on with backoff; nothing is lost, runs are picked up on return")
+        level = log.debug if unreachable else (log.error if self.backoff.failures == 1 else log.warning)
+        level("poll_failed", error=error, consecutive_failures=self.backoff.failures, retry_in_seconds=delay)
         return report
 
     @staticmethod
@@ -100,7 +126,11 @@ class Poller:
 
 def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (0 on a clean stop)."""
-    poller = Poller(client, config)
+    leader = make_leader(config)
+    scorer = None
+    if any(w.scoring is not None for w in config.watches):
+        scorer = ScoringWorker(client, config, leading=leader.holds if leader else None).start()
+    poller = Poller(client, config, leader=leader, scorer=scorer)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
@@ -114,15 +144,24 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
                             next_run_time=_utcnow())
     poller.kick = lambda: job.modify(next_run_time=_utcnow())
     log.info("watcher_started", tracking_uri=_redact(config.tracking_uri), watches=len(config.watches),
-             poll_interval_seconds=config.poll_interval_seconds)
+             poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None)
     scheduler.start()
     try:
         while not poller.stop.wait(1.0):
             pass
     finally:
         scheduler.shutdown(wait=True)
+        if scorer is not None:
+            scorer.stop()  # the scoring in hand finishes; its record is written before we exit
+        if leader is not None:
+            leader.close()
     log.info("watcher_stopped")
     return 0
+
+
+def make_leader(config: WatcherConfig) -> Leader | None:
+    """The replica's :class:`Leader` when the config has an ``ha`` block, else None."""
+    return Leader(config.ha) if config.ha is not None else None
 
 
 def _utcnow():  # noqa: ANN202 - datetime

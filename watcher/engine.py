@@ -6,10 +6,16 @@ skip those that already carry a decision, run the gates on the rest, register or
 advance the cursor (a registered-model tag) past the runs whose side effects all succeeded.
 Afterwards the production alias is reconciled (history and scoring, ``watcher.production``).
 
-Errors are classified: a gate's exception is a rejection; a failing run is an ``error`` event
-and is retried next tick (after ``MAX_RUN_ATTEMPTS`` it is rejected with the error, so one
-poisoned run cannot block a watch forever); a failing watch is an ``error`` event and the other
-watches go on. Only ``KeyboardInterrupt``/``SystemExit`` (and the tests' ``SimulatedCrash``,
+Errors are classified: a gate's exception is a rejection; an unreachable server fails the whole
+watch (an outage, reported once by the daemon; no run is blamed); any other failure of one run is
+a ``run_failed`` event, counted on the run (``watcher.attempts``, so restarts keep the count) and
+retried next tick, and after ``max_run_attempts`` the run is decided ``error`` with the error as
+its reason, so one poisoned run cannot block a watch forever; a failing watch is a ``watch_failed``
+event and the other watches go on.
+
+With a ``leader`` (the ``ha`` block), a watch is acted on only while this replica holds the
+model's lock: checked before the watch, before each undecided run and before each cursor or
+production write; a standby skips the watch without per-run events. Only ``KeyboardInterrupt``/``SystemExit`` (and the tests' ``SimulatedCrash``,
 a ``BaseException``) propagate.
 """
 
@@ -17,8 +23,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -29,14 +36,17 @@ from structlog.contextvars import bound_contextvars
 from handlers import registration as reg
 from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
-from watcher import metrics, state
+from watcher import attempts, metrics, state
 from watcher.config import ChampionGate, WatchConfig, WatcherConfig
+from watcher.errors import is_unreachable
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
 from watcher.report import TickReport, WatchReport
 
+if TYPE_CHECKING:
+    from watcher.leader import Leader
+
 log = get_logger("watcher.engine")
-MAX_RUN_ATTEMPTS = 5
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
 
 
@@ -45,14 +55,18 @@ class Session:
     """In-memory memo kept across ticks by one process. Losing it (a restart) loses nothing."""
 
     experiment_ids: dict[str, str] = field(default_factory=dict)
-    run_failures: dict[str, int] = field(default_factory=dict)
     warned_missing: set[str] = field(default_factory=set)
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
                    now: float | None = None, stop: threading.Event | None = None,
-                   crash: reg.CrashHook = reg.no_crash) -> TickReport:
-    """One full pass over every watch. ``now`` is epoch seconds (injected by tests)."""
+                   crash: reg.CrashHook = reg.no_crash, leader: Leader | None = None,
+                   scorer: Callable[[str], None] | None = None) -> TickReport:
+    """One full pass over every watch. ``now`` is epoch seconds (injected by tests).
+
+    ``leader`` (the ``ha`` block) gates each watch on its lock; ``scorer`` hands a model whose
+    production change needs scoring to the scoring worker (None scores inline, as ``once`` does).
+    """
     session = session or Session()
     stop = stop or threading.Event()
     report = TickReport()
@@ -62,20 +76,34 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
             break
         wr = WatchReport(watch.model_name, watch.experiment)
         report.watches.append(wr)
-        metrics.set_leader(watch.model_name, True)
+        if leader is None:
+            metrics.set_leader(watch.model_name, True)
+        elif not leader.acquire(watch.model_name):
+            wr.standby = True
+            continue
+        leading = (lambda name=watch.model_name: leader.holds(name)) if leader is not None else _always
         with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
             try:
                 model = ensure_registered_model(client, watch.model_name)
-                _reconcile_watch(client, config, watch, model, session, wr, stop, crash)
+                _reconcile_watch(client, config, watch, model, session, wr, stop, crash, leading)
                 if stop.is_set():
                     break
-                reconcile_production(client, watch, model, wr, now=time.time() if now is None else now)
+                if leading():
+                    reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
+                                         handoff=scorer)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
                 wr.errors.append(f"{type(exc).__name__}: {exc}")
                 wr.poll_failed = True
-                log.error("watch_failed", error=str(exc), error_type=type(exc).__name__)
+                wr.unreachable = is_unreachable(exc)
+                # an outage is reported once by the daemon (tracking_server_unreachable), not per watch
+                (log.debug if wr.unreachable else log.error)("watch_failed", error=str(exc),
+                                                             error_type=type(exc).__name__)
     report.stopped_early = report.stopped_early or stop.is_set()
     return report
+
+
+def _always() -> bool:
+    return True
 
 
 def _experiment_id(client: MlflowClient, name: str, session: Session) -> str | None:
@@ -126,6 +154,7 @@ class _WatchTick:
     report: WatchReport
     crash: reg.CrashHook
     aliases: dict[str, str]
+    max_attempts: int
     end_times: dict[str, int] = field(default_factory=dict)
     """Version -> run end time, so a backlog does not re-read the staging holder per run."""
     champion: tuple[str | None, dict[str, float] | None] | None = None
@@ -133,24 +162,31 @@ class _WatchTick:
 
 
 def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
-                     session: Session, wr: WatchReport, stop: threading.Event, crash: reg.CrashHook) -> None:
+                     session: Session, wr: WatchReport, stop: threading.Event, crash: reg.CrashHook,
+                     leading: Callable[[], bool] = _always) -> None:
     experiment_id = _experiment_id(client, watch.experiment, session)
     if experiment_id is None:
         first = watch.experiment not in session.warned_missing
         session.warned_missing.add(watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
-    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()})
+    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
+                      config.max_run_attempts)
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
     for page in _pages(client, experiment_id, since, config.page_size):
         for run in page:
             undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
+            if undecided and not leading():
+                return  # the lock is gone: no write at all, not even the cursor
             if stop.is_set() or (undecided and not _process_run(tick, run)):
-                _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
+                if leading():
+                    _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
                 return
             advanced = max(advanced, run.info.end_time or 0)
+        if advanced > cursor and not leading():
+            return
         cursor = _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
 
 
@@ -197,22 +233,32 @@ def _process_run(tick: _WatchTick, run: Run) -> bool:
                 log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name)
                 wr.rejected.append((run_id, reason))
                 metrics.record_decision(watch.model_name, "rejected")
-            session.run_failures.pop(run_id, None)
             return True
         except Exception as exc:  # noqa: BLE001 - classified below
-            attempts = session.run_failures.get(run_id, 0) + 1
-            session.run_failures[run_id] = attempts
-            log.error("run_failed", error=f"{type(exc).__name__}: {exc}", attempt=attempts,
-                      max_attempts=MAX_RUN_ATTEMPTS)
-            wr.errors.append(f"run {run_id}: {type(exc).__name__}: {exc}")
-            if attempts < MAX_RUN_ATTEMPTS:
-                return False
-            reason = f"processing failed {attempts} times: {type(exc).__name__}: {exc}"
-            reg.record_decision(client, run_id, "rejected", [], reason=reason)
-            log.warning("run_rejected", reason=reason, failed_gates=["processing"], run_name=run.info.run_name)
-            metrics.record_decision(watch.model_name, "rejected")
-            session.run_failures.pop(run_id, None)
-            return True
+            if is_unreachable(exc):
+                raise  # an outage, not this run's failure: the watch fails and the daemon backs off
+            return _count_failure(tick, run, f"{type(exc).__name__}: {exc}")
+
+
+def _count_failure(tick: _WatchTick, run: Run, error: str) -> bool:
+    """Count a failed attempt on the run; after ``max_run_attempts`` decide it ``error``."""
+    client, watch, wr = tick.client, tick.watch, tick.report
+    run_id = run.info.run_id
+    wr.errors.append(f"run {run_id}: {error}")
+    try:
+        count = attempts.record_failure(client, run, error)
+    except Exception as exc:  # noqa: BLE001 - not even the counter could be written: retry next tick
+        log.error("run_failed", error=error, attempt=None, max_attempts=tick.max_attempts,
+                  counter_error=f"{type(exc).__name__}: {exc}")
+        return False
+    log.error("run_failed", error=error, attempt=count, max_attempts=tick.max_attempts)
+    if count < tick.max_attempts:
+        return False
+    reason = f"processing failed {count} times (max_run_attempts); last error: {error}"
+    reg.record_decision(client, run_id, "error", [], reason=reason)
+    log.error("run_errored", reason=reason, attempts=count, run_name=run.info.run_name)
+    metrics.record_decision(watch.model_name, "error")
+    return True
 
 
 def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateResult]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from typing import Any
 
 from mlflow import MlflowClient
@@ -18,7 +19,7 @@ from watcher import history, state
 from watcher.config import WatchConfig
 from watcher.logs import get_logger
 from watcher.report import WatchReport
-from watcher.scoring_runner import maybe_score
+from watcher.scoring_runner import due, maybe_score
 
 log = get_logger("watcher.production")
 
@@ -33,8 +34,12 @@ def cli_user() -> str:
 
 
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel,
-                         wr: WatchReport, now: float) -> None:
-    """Record an observed production change, then score the newest change if it is not scored."""
+                         wr: WatchReport, now: float, handoff: Callable[[str], None] | None = None) -> None:
+    """Record an observed production change, then score the newest change if it is not scored.
+
+    With ``handoff`` (the daemon's scoring worker) the model name is handed over instead of scoring
+    inline; the worker re-reads the tags, so the once-per-change guarantee is the same.
+    """
     tags = dict(model.tags or {})
     aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
     current = aliases.get(watch.production_alias)
@@ -52,7 +57,10 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
                               action="observed", reason="production alias moved outside the watcher")
         log.info("production_alias_changed", version=current, previous_version=last["previous"], by="external")
     if watch.scoring is not None:
-        maybe_score(client, watch, tags, last, wr, now)
+        if handoff is None:
+            maybe_score(client, watch, tags, last, wr, now)
+        elif due(tags, last, now):
+            handoff(watch.model_name)
 
 
 def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reason: str, user: str,

@@ -21,6 +21,10 @@ class WatchReport:
     errors: list[str] = field(default_factory=list)
     poll_failed: bool = False
     """True when the watch itself failed (server down, 5xx): the daemon backs off."""
+    unreachable: bool = False
+    """True when that failure was the tracking server not answering (an outage)."""
+    standby: bool = False
+    """True when another replica holds this model's lock: the watch was skipped (``ha``)."""
 
 
 @dataclass
@@ -37,3 +41,9 @@ class TickReport:
     @property
     def poll_failed(self) -> bool:
         return any(w.poll_failed for w in self.watches)
+
+    @property
+    def unreachable(self) -> bool:
+        """True when every failed watch failed because the tracking server did not answer."""
+        failed = [w for w in self.watches if w.poll_failed]
+        return bool(failed) and all(w.unreachable for w in failed)

@@ -28,15 +28,23 @@ SCORING_RUN_NAME = "model_pattern_scoring"
 SEQ_TAG = "watcher.production_seq"
 
 
-def maybe_score(client: MlflowClient, watch: WatchConfig, tags: dict[str, str], entry: dict[str, Any],
-                 wr: WatchReport, now: float) -> None:
+def due(tags: dict[str, str], entry: dict[str, Any], now: float) -> bool:
+    """Whether the production change ``entry`` still needs scoring now (not scored, not backing off)."""
     scored = state.load(tags.get(state.SCORED))
     if scored and scored.get("seq") == entry["seq"]:
-        return
+        return False
     failure = state.load(tags.get(state.SCORING_FAILURE))
     if failure and failure.get("seq") == entry["seq"] and now < failure.get("next_attempt_at", 0):
         log.debug("scoring_backoff", version=entry["version"], next_attempt_at=failure["next_attempt_at"])
+        return False
+    return True
+
+
+def maybe_score(client: MlflowClient, watch: WatchConfig, tags: dict[str, str], entry: dict[str, Any],
+                 wr: WatchReport, now: float) -> None:
+    if not due(tags, entry, now):
         return
+    failure = state.load(tags.get(state.SCORING_FAILURE))
     version = str(entry["version"])
     with bound_contextvars(version=version):
         run_id, result, error = _score(client, watch, entry)
