@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,16 +19,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health."""
-    port = free_port()
+def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120,
+                        port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health.
+
+    ``port`` reuses a given port (an outage test restarts the server on the same address); the
+    server runs in its own process group, so :func:`stop` also ends its uvicorn and job children.
+    """
+    port = port or free_port()
     log_path = workdir / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child process
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true"},
+        start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
@@ -45,9 +52,18 @@ def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120)
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Terminate a server started by :func:`start_mlflow_server`."""
-    proc.terminate()
+    """Terminate a server started by :func:`start_mlflow_server`, with its children."""
+    _signal_group(proc, signal.SIGTERM)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait(timeout=20)
+    _signal_group(proc, signal.SIGKILL)  # a child that outlived its parent must not keep the port
+
+
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,71 @@
+"""Scoring never blocks registration: a 30 s scoring runs on the worker thread while the poll
+thread registers a newly finished run; the once-per-change guarantee holds across a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import train
+from watcher import state
+from watcher.daemon import Poller
+from watcher.production import promote
+from watcher.scoring_worker import ScoringWorker
+
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
+SCORING_SECONDS = 30
+
+
+def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_30s_scoring_does_not_delay_registration(client, make_config, names, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SLOW_SCORER_SECONDS", str(SCORING_SECONDS))
+    scoring_experiment = f"{names['experiment']}_scoring"
+    config = make_config(extra_watch=(
+        "    scoring:\n      input: data/none.csv\n      handler: slow_scorer:slow\n"
+        f"      experiment: {scoring_experiment}\n"))
+    model = names["model"]
+    worker = ScoringWorker(client, config).start()
+    poller = Poller(client, config, scorer=worker)
+    try:
+        train(names["experiment"])
+        [(_, v1)] = poller.poll().watches[0].registered
+        promote(client, config.watches[0], v1, "first release", "alice")
+        poller.poll()  # records the change and hands the model to the worker
+        _until(lambda: worker.busy_with == model, 30, "the worker to start scoring")
+        scoring_started = time.monotonic()
+        second = train(names["experiment"], seed=11)
+        client.log_metric(second, "recall", 0.99, step=1)  # beats the champion, whatever the seed gave
+        polls = 0
+        registered: list = []
+        while not registered and polls < 3:
+            polls += 1
+            registered = poller.poll().watches[0].registered
+        assert [r for r, _ in registered] == [second], f"not registered within 3 polls ({polls})"
+        assert worker.busy_with == model  # the scoring was still running: registration did not wait
+        print(f"registered in poll {polls}, {time.monotonic() - scoring_started:.1f}s into a {SCORING_SECONDS}s scoring")
+        _until(worker.idle, SCORING_SECONDS * 4, "the scoring to finish")
+        experiment = client.get_experiment_by_name(scoring_experiment)
+        [run] = client.search_runs([experiment.experiment_id], "")
+        assert run.info.status == "FINISHED" and run.data.tags["model_version"] == v1
+        scored = state.load(client.get_registered_model(model).tags[state.SCORED])
+        assert scored["model_version"] == v1 and scored["run_id"] == run.info.run_id
+        done = worker.done
+        poller.poll()
+        assert worker.done == done and worker.idle()  # a scored change is not handed over again
+    finally:
+        worker.stop()
+    restarted = ScoringWorker(client, config).start()  # a restart: new worker, new poller
+    try:
+        Poller(client, config, scorer=restarted).poll()
+        _until(restarted.idle, 60, "the restarted worker")
+        assert len(client.search_runs([experiment.experiment_id], "")) == 1
+    finally:
+        restarted.stop()
