@@ -51,6 +51,7 @@ def _start(config: Path, log) -> subprocess.Popen:  # noqa: ANN001 - a binary fi
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+@pytest.mark.timeout(1200)
 def test_kill_9_over_a_stream_of_runs(client, tracking_uri, names, tmp_path):
     seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1 << 30))
     print(f"chaos seed: {seed} (replay with CHAOS_SEED={seed})")

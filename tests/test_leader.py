@@ -148,6 +148,7 @@ def _epoch(iso: str) -> float:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
+@pytest.mark.timeout(600)
 def test_two_daemons_one_acts_and_the_standby_takes_over_after_kill_9(client, tracking_uri, lock_url, names, tmp_path):
     config = tmp_path / "watcher.yaml"
     config.write_text(_yaml(tracking_uri, names, lock_url))

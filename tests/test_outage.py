@@ -34,6 +34,7 @@ def _lines(path: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.timeout(900)
 def test_a_60s_outage_loses_nothing_and_is_said_once(tmp_path, names, monkeypatch):
     import mlflow
     from mlflow import MlflowClient

@@ -25,6 +25,7 @@ def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
         time.sleep(0.2)
 
 
+@pytest.mark.timeout(600)
 def test_a_30s_scoring_does_not_delay_registration(client, make_config, names, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("SLOW_SCORER_SECONDS", str(SCORING_SECONDS))
     scoring_experiment = f"{names['experiment']}_scoring"
