@@ -15,8 +15,10 @@ event and the other watches go on.
 
 With a ``leader`` (the ``ha`` block), a watch is acted on only while this replica holds the
 model's lock: checked before the watch, before each undecided run and before each cursor or
-production write; a standby skips the watch without per-run events. Only ``KeyboardInterrupt``/``SystemExit`` (and the tests' ``SimulatedCrash``,
-a ``BaseException``) propagate.
+production write; a standby skips the watch without per-run events.
+
+Only ``KeyboardInterrupt``/``SystemExit`` (and the tests' ``SimulatedCrash``, a ``BaseException``)
+propagate.
 """
 
 from __future__ import annotations
