@@ -47,6 +47,7 @@ retry: {{initial_seconds: 0.5, max_seconds: 2}}
 
 def _start(config: Path, log) -> subprocess.Popen:  # noqa: ANN001 - a binary file
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}"}
+    env.pop("MLFLOW_REGISTRY_URI", None)  # another test's server, set by mlflow.set_registry_uri
     return subprocess.Popen([sys.executable, "-m", "watcher", "run", "--config", str(config)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 

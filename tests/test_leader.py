@@ -48,7 +48,7 @@ def _terminate(pid: int | None) -> None:
 
     assert pid is not None
     with psycopg.connect(LOCK_URL, autocommit=True) as conn:
-        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        assert conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone()[0]  # waits for the exit
 
 
 def test_lock_key_is_stable_and_signed_64_bit():
@@ -70,12 +70,12 @@ def test_two_leaders_compete_and_a_killed_session_hands_over(lock_url, names):
         _terminate(a.backend_pid())
         with captured() as logs:
             assert not a.holds(model)  # the check right before a write notices at once
-            assert b.acquire(model)
+            _wait(lambda: b.acquire(model), 20, "the lock to be freed by the terminated session")
             assert not a.acquire(model)  # reconnects, and is now the standby
         [lost] = events(logs, "leadership_lost")
         assert lost["log_level"] == "error" and lost["model_name"] == model
         b.close()
-        assert a.acquire(model)  # a clean stop hands over at once
+        _wait(lambda: a.acquire(model), 20, "the closed session to free the lock")  # a clean stop hands over
     finally:
         a.close()
         b.close()
@@ -154,6 +154,7 @@ def test_two_daemons_one_acts_and_the_standby_takes_over_after_kill_9(client, tr
     config.write_text(_yaml(tracking_uri, names, lock_url))
     runs = [train(names["experiment"], rows=200, n_estimators=2, seed=i) for i in range(3)]
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}"}
+    env.pop("MLFLOW_REGISTRY_URI", None)  # another test's server, set by mlflow.set_registry_uri
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
     procs = {name: subprocess.Popen([sys.executable, "-m", "watcher", "run", "--config", str(config)],
                                     stdout=open(path, "wb"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115

@@ -58,6 +58,7 @@ watches:
 """)
     log = tmp_path / "daemon.log"
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}"}
+    env.pop("MLFLOW_REGISTRY_URI", None)  # another test's server, set by mlflow.set_registry_uri
     daemon = subprocess.Popen([sys.executable, "-m", "watcher", "run", "--config", str(config)],
                               stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
     try:

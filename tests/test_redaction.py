@@ -75,6 +75,7 @@ watches:
     ha_config.write_text(base + f'ha: {{lock_url: "postgresql://postgres:{LOCK_PASSWORD}@127.0.0.1:{free_port()}/test"}}\n')
     env = {**os.environ, **SECRETS, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}",
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    env.pop("MLFLOW_REGISTRY_URI", None)
     outputs = {verb: _cli(verb, config, env) for verb in ("once", "check-config", "status")}
     assert {verb: p.returncode for verb, p in outputs.items()} == {"once": 1, "check-config": 1, "status": 1}
     once = [json.loads(line) for line in outputs["once"].stdout.splitlines()]
@@ -94,6 +95,7 @@ def test_status_output_is_redacted_with_a_live_server(tracking_uri, tmp_path):
     host = tracking_uri.removeprefix("http://")
     config.write_text(f"tracking_uri: http://alice:{URI_PASSWORD}@{host}\nwatches:\n  - experiment: e\n    model_name: m\n")
     env = {**os.environ, **SECRETS, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}"}
+    env.pop("MLFLOW_REGISTRY_URI", None)
     for verb in ("status", "check-config"):
         proc = _cli(verb, config, env)
         assert proc.returncode == 0, proc.stderr

@@ -8,8 +8,8 @@ attempt counter moves. Any other failure of one run is counted against that run
 
 from __future__ import annotations
 
-_MARKERS = (
-    "Max retries exceeded", "Connection refused", "ConnectionRefusedError", "Connection reset",
+_MARKERS = (  # never bare "Max retries exceeded": urllib3 says that for a storm of 500s too
+    "Connection refused", "ConnectionRefusedError", "Connection reset",
     "Connection aborted", "Failed to establish a new connection", "RemoteDisconnected",
     "Read timed out", "timed out", "NewConnectionError", "too many 502 error responses",
     "too many 503 error responses", "too many 504 error responses", "Temporary failure in name resolution",
