@@ -12,7 +12,7 @@ import pytest
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
-from demo.churn import FEATURES, customer_data, requirements
+from demo.churn import customer_data, requirements
 from helpers import captured, decision, events, staging, train, versions_of
 from watcher import state
 from watcher.engine import reconcile_once
@@ -94,4 +94,3 @@ def test_hostile_runs_are_rejected_in_one_poll_and_a_good_run_still_registers(cl
     [wide_event] = [e for e in events(logs, "run_rejected") if e["run_id"] == hostile["wide"][0]]
     assert f"extra_{EXTRA_COLUMNS - 1:04d}" in wide_event["reason"] and len(wide_event["reason"]) > state.RUN_TAG_LIMIT
     assert not events(logs, "run_failed")
-    assert set(FEATURES) <= set(customer_data(5, label=False).columns)
