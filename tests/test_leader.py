@@ -195,3 +195,19 @@ def test_two_daemons_one_acts_and_the_standby_takes_over_after_kill_9(client, tr
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_ha_config_from_the_file_or_the_environment(tmp_path, monkeypatch):
+    from watcher.config import ConfigError
+
+    path = tmp_path / "watcher.yaml"
+    path.write_text("tracking_uri: http://127.0.0.1:1\nwatches:\n  - {experiment: e, model_name: m}\n")
+    assert load_config(path).ha is None and load_config(path).max_run_attempts == 5
+    monkeypatch.setenv("WATCHER_HA__LOCK_URL", "postgresql://w:pw@db:5432/watcher")
+    config = load_config(path)
+    assert config.ha is not None and config.ha.lock_url.endswith("@db:5432/watcher")
+    assert config.ha.keepalives_idle_seconds == 10 and config.retry.max_seconds == 30
+    monkeypatch.delenv("WATCHER_HA__LOCK_URL")
+    path.write_text(path.read_text() + "ha: {lock_url: 'mysql://db/x'}\n")
+    with pytest.raises(ConfigError, match="ha.lock_url"):
+        load_config(path)
