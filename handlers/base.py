@@ -50,6 +50,8 @@ class ModelRef:
     source: str
     model_id: str | None
     signature: ModelSignature | None
+    flavors: Mapping[str, Any] | None = None
+    """The MLmodel file's ``flavors`` (read once with the signature); None when it could not be read."""
 
 
 @dataclass(frozen=True)

@@ -42,19 +42,21 @@ def resolve_model(client: MlflowClient, run: Run, artifact_path: str) -> ModelRe
     for output in sorted(outputs, key=lambda o: o.step, reverse=True):
         logged = client.get_logged_model(output.model_id)
         if logged.name == artifact_path:
-            return ModelRef(f"models:/{logged.model_id}", logged.model_id, _signature(f"models:/{logged.model_id}"))
+            return ModelRef(f"models:/{logged.model_id}", logged.model_id, *_mlmodel(f"models:/{logged.model_id}"))
     names = {a.path for a in client.list_artifacts(run.info.run_id, artifact_path)}
     if f"{artifact_path}/MLmodel" in names:
         return ModelRef(f"{run.info.artifact_uri}/{artifact_path}", None,
-                        _signature(f"runs:/{run.info.run_id}/{artifact_path}"))
+                        *_mlmodel(f"runs:/{run.info.run_id}/{artifact_path}"))
     return None
 
 
-def _signature(uri: str) -> Any:
+def _mlmodel(uri: str) -> tuple[Any, dict[str, Any] | None]:
+    """(signature, flavors) from the model's MLmodel file, one download."""
     try:
-        return mlflow.models.get_model_info(uri).signature
+        info = mlflow.models.get_model_info(uri)
     except MlflowException:
-        return None
+        return None, None
+    return info.signature, dict(info.flavors or {})
 
 
 def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Sequence[GateResult]) -> dict[str, str]:
@@ -64,6 +66,8 @@ def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Se
     metrics = {k: v for k, v in run.data.metrics.items() if k in used}
     return {
         **watch.tags,
+        state.DECISION: "registered",
+        state.REASON: f"passed all {len(results)} gates",
         state.GATES: state.truncate(json.dumps([r.as_json() for r in results], default=str), state.RUN_TAG_LIMIT),
         state.SOURCE_RUN_ID: run.info.run_id,
         state.RUN_NAME: run.info.run_name or "",
@@ -136,8 +140,31 @@ def move_staging(client: MlflowClient, model_name: str, alias: str, version: Mod
     return "" if current is None else str(current)
 
 
+def tag_rejected_version(client: MlflowClient, model_name: str, run: Run, results: Sequence[GateResult],
+                         reason: str, crash: CrashHook = no_crash) -> str | None:
+    """A rejected run whose version already exists (registered by the training job or by hand):
+    record the rejection on that version too, so ``promote`` refuses it. Returns its number.
+
+    It never gets governance tags or the staging alias.
+    """
+    existing = find_version(client, model_name, run.info.run_id)
+    if existing is None:
+        return None
+    tags = {state.DECISION: "rejected", state.REASON: state.truncate(reason, state.MODEL_TAG_LIMIT),
+            state.GATES: state.truncate(json.dumps([r.as_json() for r in results], default=str), state.MODEL_TAG_LIMIT),
+            state.SOURCE_RUN_ID: run.info.run_id, state.DECIDED_AT: state.now_iso()}
+    for key, value in tags.items():
+        if key == state.DECIDED_AT and state.DECIDED_AT in existing.tags:
+            continue
+        if existing.tags.get(key) != value:
+            client.set_model_version_tag(model_name, existing.version, key, value)
+    crash("after_tag")
+    return str(existing.version)
+
+
 def record_decision(client: MlflowClient, run_id: str, decision: str, results: Sequence[GateResult],
-                    reason: str = "", version: str | None = None, crash: CrashHook = no_crash) -> None:
+                    reason: str = "", version: str | None = None, crash: CrashHook = no_crash,
+                    model_name: str | None = None) -> None:
     """Write the run's decision tags in one request; the decision tag marks the run as done."""
     tags = {
         state.DECISION: decision,
@@ -148,5 +175,7 @@ def record_decision(client: MlflowClient, run_id: str, decision: str, results: S
         tags[state.REASON] = state.truncate(reason, state.RUN_TAG_LIMIT)
     if version is not None:
         tags[state.MODEL_VERSION] = str(version)
+    if model_name is not None:
+        tags[state.WATCH_MODEL] = model_name
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     crash("after_decision")

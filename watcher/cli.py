@@ -1,7 +1,7 @@
 """Command line: ``registry-watcher VERB --config FILE``.
 
 ``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored), ``check-config``,
-``status``, ``promote``, ``rollback`` and ``history``. A bad or missing config exits 2 before
+``status``, ``promote``, ``rollback``, ``history`` and ``explain``. A bad or missing config exits 2 before
 anything starts, with each bad field named by its location.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import mlflow
 from mlflow import MlflowClient
 
-from watcher import history, state
+from watcher import audit, history, state
 from watcher.config import ConfigError, WatchConfig, WatcherConfig, load_config
 from watcher.logs import configure_logging, get_logger
 
@@ -41,9 +41,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--model", required=True)
         p.add_argument("--version" if verb == "promote" else "--to", dest="version", default=None)
         p.add_argument("--reason", default="", help="why; recorded on the version and in the history")
+        p.add_argument("--force", action="store_true",
+                       help="move even onto a version the gates rejected or never decided (needs --reason); "
+                            "recorded as forced")
     hist = sub.add_parser("history", parents=[common], help="print the production alias history")
     hist.add_argument("--model", required=True)
     hist.add_argument("--json", action="store_true")
+    expl = sub.add_parser("explain", parents=[common], help="why a run was registered or rejected, and what followed")
+    expl.add_argument("--run", required=True, dest="run_id", help="the training run's id")
+    expl.add_argument("--json", action="store_true")
     return parser
 
 
@@ -87,24 +93,33 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
         return _check(client, config)
     if args.verb == "status":
         return _status(client, config, args.json, args.last)
+    if args.verb == "explain":
+        from watcher import explain
+
+        try:
+            found = explain.explain(client, config, args.run_id)
+        except explain.ExplainError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(found, indent=2, default=str) if args.json else explain.format_text(found))
+        return 0
     watch = config.watch_for(args.model)
     if watch is None:
         print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
         return 2
     if args.verb == "history":
-        entries = history.read(dict(client.get_registered_model(watch.model_name).tags or {}))
+        entries = [audit.public(e) for e in production.production_history(client, watch, config.audit_experiment)]
         print(history.to_json(entries) if args.json else history.format_table(entries))
         return 0
+    move = production.promote if args.verb == "promote" else production.rollback
     try:
-        if args.verb == "promote":
-            entry = production.promote(client, watch, args.version, args.reason, production.cli_user())
-        else:
-            entry = production.rollback(client, watch, args.version, args.reason, production.cli_user())
+        entry = move(client, watch, args.version, args.reason, production.cli_user(), force=args.force,
+                     audit_experiment=config.audit_experiment)
     except production.PromotionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{watch.model_name}: '{watch.production_alias}' -> v{entry['version']} "
-          f"(was {entry['previous'] or 'unset'}); the running daemon will score it")
+          f"(was {entry['previous'] or 'unset'}){' FORCED' if entry['forced'] else ''}; the running daemon will score it")
     return 0
 
 

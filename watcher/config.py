@@ -28,7 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from watcher.imports import import_callable
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-GATE_KEYS = ("metric", "features", "champion", "data", "handler")
+GATE_KEYS = ("metric", "features", "champion", "data", "safe_serialization", "handler")
+DEFAULT_AUDIT_EXPERIMENT = "registry-watcher-audit"
 
 
 class ConfigError(Exception):
@@ -97,6 +98,13 @@ class DataGate(_Strict):
     """If true a run with no matching dataset input is rejected; false lets it pass."""
 
 
+class SafeSerializationGate(_Strict):
+    """Reject a model whose flavor deserializes with pickle/cloudpickle (loading it runs code)."""
+
+    safe_serialization: bool = True
+    """True turns the gate on; false keeps it in the file but lets every model pass (e.g. a trial)."""
+
+
 class CustomGate(BaseModel):
     """``{handler: "package.module:callable", ...kwargs}``; extra keys are passed as kwargs."""
 
@@ -120,7 +128,7 @@ class CustomGate(BaseModel):
 def _gate_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return {MetricGate: "metric", FeaturesGate: "features", ChampionGate: "champion",
-                DataGate: "data", CustomGate: "handler"}.get(type(value))
+                DataGate: "data", SafeSerializationGate: "safe_serialization", CustomGate: "handler"}.get(type(value))
     if isinstance(value, dict):
         present = [key for key in GATE_KEYS if key in value]
         return present[0] if len(present) == 1 else None
@@ -133,12 +141,13 @@ GateConfig = Annotated[
         Annotated[FeaturesGate, Tag("features")],
         Annotated[ChampionGate, Tag("champion")],
         Annotated[DataGate, Tag("data")],
+        Annotated[SafeSerializationGate, Tag("safe_serialization")],
         Annotated[CustomGate, Tag("handler")],
     ],
     Discriminator(
         _gate_kind,
         custom_error_type="unknown_gate",
-        custom_error_message="unknown gate: give exactly one of metric, features, champion, data, handler",
+        custom_error_message="unknown gate: give exactly one of metric, features, champion, data, safe_serialization, handler",
     ),
 ]
 
@@ -196,6 +205,22 @@ class WatchConfig(_Strict):
     """Alias read for the champion gate and for scoring; moved only by promote/rollback."""
     scoring: ScoringConfig | None = None
     """Optional batch scoring on production alias changes; unset disables scoring."""
+    run_filter: str | None = None
+    """MLflow search-runs filter (e.g. ``tags.candidate = 'true'``) ANDed with the watcher's own on
+    the server; runs outside it are left alone. Unset takes every finished run of the experiment."""
+
+    @field_validator("run_filter")
+    @classmethod
+    def _valid_filter(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from mlflow.utils.search_utils import SearchUtils
+
+        try:
+            SearchUtils.parse_search_filter(value)
+        except Exception as exc:  # noqa: BLE001 - MLflow's parser raises MlflowException
+            raise ValueError(f"not a valid MLflow search filter: {getattr(exc, 'message', exc)}") from None
+        return value.strip()
 
     @property
     def scoring_experiment(self) -> str | None:
@@ -238,11 +263,16 @@ class WatcherConfig(BaseSettings):
     """Log level and renderer."""
     watches: list[WatchConfig] = Field(min_length=1)
     """The experiments to watch; at least one."""
+    audit_experiment: str = Field(DEFAULT_AUDIT_EXPERIMENT, min_length=1)
+    """Experiment holding one run per alias move (the audit trail); a named default so every
+    watcher, CLI and daemon alike, writes to the same place. It may not be a watched experiment."""
 
     @model_validator(mode="after")
     def _scoring_not_watched(self) -> WatcherConfig:
         watched = {w.experiment for w in self.watches}
         for i, watch in enumerate(self.watches):
+            if watch.experiment == self.audit_experiment:
+                raise ValueError(f"watches.{i}.experiment: '{watch.experiment}' is the audit_experiment")
             if watch.scoring_experiment in watched:
                 raise ValueError(
                     f"watches.{i}.scoring.experiment: '{watch.scoring_experiment}' is a watched "

@@ -69,7 +69,8 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
                 _reconcile_watch(client, config, watch, model, session, wr, stop, crash)
                 if stop.is_set():
                     break
-                reconcile_production(client, watch, model, wr, now=time.time() if now is None else now)
+                reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
+                                     audit_experiment=config.audit_experiment)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
                 wr.errors.append(f"{type(exc).__name__}: {exc}")
                 wr.poll_failed = True
@@ -103,8 +104,11 @@ def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
     return client.get_registered_model(name)
 
 
-def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int) -> Iterator[list[Run]]:
+def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int,
+           run_filter: str | None = None) -> Iterator[list[Run]]:
     query = f"attributes.status = 'FINISHED' AND attributes.end_time >= {since_ms}"
+    if run_filter:
+        query += f" AND {run_filter}"  # the watch's scope, applied by the server
     token = None
     while True:
         page = client.search_runs([experiment_id], query, max_results=page_size,
@@ -144,9 +148,9 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
-    for page in _pages(client, experiment_id, since, config.page_size):
+    for page in _pages(client, experiment_id, since, config.page_size, watch.run_filter):
         for run in page:
-            undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
+            undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) not in ("scoring", "audit")
             if stop.is_set() or (undecided and not _process_run(tick, run)):
                 _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
                 return
@@ -192,9 +196,12 @@ def _process_run(tick: _WatchTick, run: Run) -> bool:
                 metrics.record_decision(watch.model_name, "registered")
             else:
                 reason = rejection_reason(results)
-                reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash)
+                existing = reg.tag_rejected_version(client, watch.model_name, run, results, reason, crash)
+                reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash,
+                                    model_name=watch.model_name)
                 failed = [r.gate for r in results if not r.passed]
-                log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name)
+                log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name,
+                            existing_version=existing)
                 wr.rejected.append((run_id, reason))
                 metrics.record_decision(watch.model_name, "rejected")
             session.run_failures.pop(run_id, None)
@@ -208,7 +215,8 @@ def _process_run(tick: _WatchTick, run: Run) -> bool:
             if attempts < MAX_RUN_ATTEMPTS:
                 return False
             reason = f"processing failed {attempts} times: {type(exc).__name__}: {exc}"
-            reg.record_decision(client, run_id, "rejected", [], reason=reason)
+            reg.tag_rejected_version(client, watch.model_name, run, [], reason)
+            reg.record_decision(client, run_id, "rejected", [], reason=reason, model_name=watch.model_name)
             log.warning("run_rejected", reason=reason, failed_gates=["processing"], run_name=run.info.run_name)
             metrics.record_decision(watch.model_name, "rejected")
             session.run_failures.pop(run_id, None)
@@ -228,7 +236,8 @@ def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateRes
         if previous is not None:
             log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
             metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)
-        reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash)
+        reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash,
+                            model_name=watch.model_name)
         log.info("run_registered", created=created, staging_moved=previous is not None,
                  run_name=run.info.run_name, alias=watch.staging_alias if previous is not None else None)
     return str(version.version)

@@ -1,8 +1,14 @@
-"""Production alias: observe changes into the history, hand scoring on, promote, roll back.
+"""Production alias: observe changes into the audit trail, hand scoring on, promote, roll back.
 
-A promotion, a rollback or an observed external move each append one history entry with a
-``seq``; scoring is keyed on that ``seq`` (see ``watcher.scoring_runner``), so every change is
-scored exactly once.
+Every move is one entry in the audit trail (``watcher.audit``); scoring is keyed on the entry's
+stable ``id`` (see ``watcher.scoring_runner``), so every change is scored exactly once.
+
+The hand-off between the CLI and the daemon: ``promote`` writes its entry as an *intent* before
+it moves the alias and finishes it afterwards. The daemon compares the alias with the newest
+recorded move; on a difference it re-reads both (its tick may have read the model before a
+``promote``) and first looks for a fresh intent for the alias's version: that is the tool's own
+move (finished by the daemon if the CLI died before finishing it), never an ``external`` one.
+An intent whose alias never moved is marked abandoned after ``INTENT_TTL_S``.
 """
 
 from __future__ import annotations
@@ -12,15 +18,18 @@ import os
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import RegisteredModel
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
-from watcher import history, state
-from watcher.config import WatchConfig
+from watcher import audit, state
+from watcher import history
+from watcher.config import DEFAULT_AUDIT_EXPERIMENT, WatchConfig
 from watcher.logs import get_logger
 from watcher.report import WatchReport
 from watcher.scoring_runner import maybe_score
 
 log = get_logger("watcher.production")
+INTENT_TTL_S = 300.0
+"""Seconds an intent may wait for its alias move before it counts as abandoned (a CLI that died)."""
 
 
 class PromotionError(Exception):
@@ -32,60 +41,147 @@ def cli_user() -> str:
     return os.environ.get("REGISTRY_WATCHER_USER") or getpass.getuser()
 
 
+def _aliases(model: RegisteredModel) -> dict[str, str]:
+    return {k: str(v) for k, v in (model.aliases or {}).items()}
+
+
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel,
-                         wr: WatchReport, now: float) -> None:
+                         wr: WatchReport, now: float, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> None:
     """Record an observed production change, then score the newest change if it is not scored."""
     tags = dict(model.tags or {})
-    aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
-    current = aliases.get(watch.production_alias)
-    entries = history.read(tags)
-    last = entries[-1] if entries else None
-    if current is None:
-        if last is not None and last.get("version") is not None:
-            log.warning("production_alias_removed", alias=watch.production_alias, previous_version=last["version"])
-            history.append(client, watch.model_name, tags, version=None, previous=last["version"],
-                           by="external", action="removed", reason="production alias removed outside the watcher")
-        return
-    if last is None or last.get("version") != current:
-        last = history.append(client, watch.model_name, tags, version=current,
-                              previous=last.get("version") if last else None, by="external",
-                              action="observed", reason="production alias moved outside the watcher")
-        log.info("production_alias_changed", version=current, previous_version=last["previous"], by="external")
-    if watch.scoring is not None:
+    alias = watch.production_alias
+    audit.migrate_legacy(client, audit_experiment, watch.model_name, tags, alias)
+    current = _aliases(model).get(alias)
+    recent = audit.recent(client, audit_experiment, watch.model_name, alias)
+    done = [e for e in recent if e["status"] == "done"]
+    last = done[-1] if done else None
+    if (last["version"] if last else None) != current or any(e["status"] == "pending" for e in recent):
+        # the tick read the model earlier: a promote may have moved the alias since; read both again
+        fresh = client.get_registered_model(watch.model_name)
+        tags, current = dict(fresh.tags or {}), _aliases(fresh).get(alias)
+        recent = audit.recent(client, audit_experiment, watch.model_name, alias)
+        last = _settle(client, watch, audit_experiment, recent, current, now)
+    if current is not None and last is not None and watch.scoring is not None:
         maybe_score(client, watch, tags, last, wr, now)
 
 
+def _settle(client: MlflowClient, watch: WatchConfig, experiment: str, recent: list[dict[str, Any]],
+            current: str | None, now: float) -> dict[str, Any] | None:
+    """Bring the trail in line with the alias; returns the entry of the move that put it there."""
+    alias = watch.production_alias
+    done = [e for e in recent if e["status"] == "done"]
+    last = done[-1] if done else None
+    last_version = last["version"] if last else None
+    intent = None
+    for entry in (e for e in recent if e["status"] == "pending"):
+        fresh = now - entry["start_ms"] / 1000 <= INTENT_TTL_S
+        if entry["version"] == current and current != last_version and fresh:
+            intent = entry
+        elif not fresh:
+            audit.abandon(client, entry)
+            log.warning("promotion_intent_abandoned", version=entry["version"], by=entry["by"], entry_id=entry["id"])
+    if intent is not None:
+        log.info("promotion_completed_by_watcher", version=current, by=intent["by"], entry_id=intent["id"])
+        return audit.finish(client, intent)
+    if last_version == current:
+        return last
+    if current is None:
+        log.warning("production_alias_removed", alias=alias, previous_version=last_version)
+        audit.record(client, experiment, model_name=watch.model_name, alias=alias, version=None,
+                     previous=last_version, by="external", action="removed",
+                     reason="production alias removed outside the watcher")
+        return None
+    entry = audit.record(client, experiment, model_name=watch.model_name, alias=alias, version=current,
+                         previous=last_version, by="external", action="observed",
+                         reason="production alias moved outside the watcher")
+    log.info("production_alias_changed", version=current, previous_version=last_version, by="external")
+    return entry
+
+
+def decision_of(client: MlflowClient, mv: ModelVersion) -> tuple[str | None, str]:
+    """The watcher's decision on a version: its ``watcher.decision`` tag, else its run's decision."""
+    tags = mv.tags or {}
+    if tags.get(state.DECISION):
+        return tags[state.DECISION], tags.get(state.REASON, "")
+    if mv.run_id:
+        try:
+            run_tags = client.get_run(mv.run_id).data.tags
+        except Exception:  # noqa: BLE001 - a deleted run: no decision
+            return None, ""
+        if run_tags.get(state.DECISION):
+            return run_tags[state.DECISION], run_tags.get(state.REASON, "")
+    return None, ""
+
+
+def _refusal(watch: WatchConfig, version: str, decision: str | None, reason: str) -> str:
+    what = f"{watch.model_name} v{version}"
+    if decision is None:
+        why = (f"{what} has no watcher decision (its run was never gated by this watcher), so it is "
+               "treated as rejected")
+    else:
+        why = f"{what} was {decision} by the gates: {reason or '(no reason recorded)'}"
+    return f"refused to move '{watch.production_alias}': {why}. Override with --force --reason \"...\""
+
+
 def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reason: str, user: str,
-            action: str = "promote") -> dict[str, Any]:
-    """Move the production alias to ``version`` (default: the staging version) and record it."""
+            action: str = "promote", *, force: bool = False,
+            audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> dict[str, Any]:
+    """Move the production alias to ``version`` (default: the staging version) and record it.
+
+    Refuses a version that the gates rejected or that has no watcher decision, unless ``force``
+    with a non-empty ``reason``: that move is recorded as ``forced`` and logged as a warning.
+    """
     model = client.get_registered_model(watch.model_name)
-    aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
+    aliases = _aliases(model)
     if version is None:
         version = aliases.get(watch.staging_alias)
         if version is None:
             raise PromotionError(f"{watch.model_name} has no '{watch.staging_alias}' version to promote; pass --version")
-    client.get_model_version(watch.model_name, str(version))  # raises when it does not exist
+    version = str(version)
+    mv = client.get_model_version(watch.model_name, version)  # raises when it does not exist
     previous = aliases.get(watch.production_alias)
-    if previous == str(version):
+    if previous == version:
         raise PromotionError(f"{watch.model_name} v{version} is already '{watch.production_alias}'")
-    client.set_registered_model_alias(watch.model_name, watch.production_alias, str(version))
+    decision, why = decision_of(client, mv)
+    forced = decision != "registered"
+    if forced and not force:
+        raise PromotionError(_refusal(watch, version, decision, why))
+    if forced and not reason.strip():
+        raise PromotionError("--force needs a non-empty --reason: a forced move must say why")
+    audit.migrate_legacy(client, audit_experiment, watch.model_name, dict(model.tags or {}), watch.production_alias)
+    entry = audit.begin(client, audit_experiment, model_name=watch.model_name, alias=watch.production_alias,
+                        version=version, previous=previous, by=user, action=action, reason=reason, forced=forced)
+    client.set_registered_model_alias(watch.model_name, watch.production_alias, version)
     stamp = state.now_iso()
-    for key, value in ((state.PROMOTED_AT, stamp), (state.PROMOTED_BY, user),
-                       (state.PROMOTION_REASON, reason), (state.PROMOTION_ACTION, action)):
-        client.set_model_version_tag(watch.model_name, str(version), key, value)
-    entry = history.append(client, watch.model_name, dict(model.tags or {}), version=str(version),
-                           previous=previous, by=user, action=action, reason=reason, amend_external_within_s=120)
+    for key, value in ((state.PROMOTED_AT, stamp), (state.PROMOTED_BY, user), (state.PROMOTION_REASON, reason),
+                       (state.PROMOTION_ACTION, action), (state.PROMOTION_FORCED, str(forced).lower())):
+        client.set_model_version_tag(watch.model_name, version, key, state.truncate(value, state.MODEL_TAG_LIMIT))
+    entry = audit.finish(client, entry)
     event = "model_promoted" if action == "promote" else "model_rolled_back"
-    log.info(event, model_name=watch.model_name, version=str(version), previous_version=previous, by=user, reason=reason)
+    log.info(event, model_name=watch.model_name, version=version, previous_version=previous, by=user, reason=reason,
+             forced=forced)
+    if forced:
+        log.warning("promotion_forced", model_name=watch.model_name, version=version, previous_version=previous,
+                    by=user, reason=reason, decision=decision or "none", decision_reason=why, action=action)
     return entry
 
 
-def rollback(client: MlflowClient, watch: WatchConfig, to: str | None, reason: str, user: str) -> dict[str, Any]:
+def production_history(client: MlflowClient, watch: WatchConfig,
+                       audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> list[dict[str, Any]]:
+    """Every recorded production move, oldest first (the legacy tag is carried over first)."""
+    tags = dict(client.get_registered_model(watch.model_name).tags or {})
+    audit.migrate_legacy(client, audit_experiment, watch.model_name, tags, watch.production_alias)
+    return audit.entries(client, audit_experiment, watch.model_name, watch.production_alias)
+
+
+def rollback(client: MlflowClient, watch: WatchConfig, to: str | None, reason: str, user: str, *,
+             force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> dict[str, Any]:
     """Move production back to the previous production version in the history (or to ``to``)."""
     model = client.get_registered_model(watch.model_name)
-    current = {k: str(v) for k, v in (model.aliases or {}).items()}.get(watch.production_alias)
-    target = to or history.previous_version(history.read(dict(model.tags or {})), current)
+    current = _aliases(model).get(watch.production_alias)
+    target = to or history.previous_version(production_history(client, watch, audit_experiment), current)
     if target is None:
         raise PromotionError(f"{watch.model_name} has no previous production version in its history; "
                              "nothing to roll back to (use --to VERSION)")
-    return promote(client, watch, str(target), reason, user, action="rollback")
+    return promote(client, watch, str(target), reason, user, action="rollback", force=force,
+                   audit_experiment=audit_experiment)
