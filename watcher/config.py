@@ -252,7 +252,7 @@ class WatcherConfig(BaseSettings):
     registry_uri: str | None = None
     """Model registry URI if it differs from the tracking URI; unset means the same server."""
     poll_interval_seconds: float = Field(10.0, gt=0)
-    """Seconds between polls; 10 s is fast for humans and ~2 requests per watch per poll."""
+    """Seconds between polls; 10 s is fast for humans and ~3 requests per watch per poll."""
     page_size: int = Field(200, gt=0, le=50_000)
     """Runs per ``search_runs`` page; 200 keeps one response small while a backlog pages through."""
     cursor_overlap_seconds: float = Field(300.0, ge=0)
