@@ -115,11 +115,14 @@ def ensure_version_tags(client: MlflowClient, version: ModelVersion, tags: dict[
 
 def move_staging(client: MlflowClient, model_name: str, alias: str, version: ModelVersion,
                  end_time: int, aliases: dict[str, Any], end_times: dict[str, int],
-                 crash: CrashHook = no_crash) -> str | None:
+                 crash: CrashHook = no_crash,
+                 on_move: Callable[[str | None, str], Callable[[], Any]] | None = None) -> str | None:
     """Point ``alias`` at ``version`` unless it already holds a run that ended later.
 
     ``end_times`` caches version -> run end time for this tick, so a backlog costs no extra
-    request per run. Returns the previous version when the alias moved (``""`` when unset).
+    request per run. ``on_move(previous, new)`` is called just before the move (the engine writes
+    its audit intent there) and what it returns just after. Returns the previous version when the
+    alias moved (``""`` when unset).
     """
     current = aliases.get(alias)
     if current is not None and str(current) == str(version.version):
@@ -133,10 +136,13 @@ def move_staging(client: MlflowClient, model_name: str, alias: str, version: Mod
                 end_times[str(current)] = 0
         if end_times[str(current)] > end_time:
             return None
+    finish = on_move(None if current is None else str(current), str(version.version)) if on_move else None
     client.set_registered_model_alias(model_name, alias, str(version.version))
     aliases[alias] = str(version.version)
     end_times[str(version.version)] = end_time
     crash("after_alias")
+    if finish is not None:
+        finish()
     return "" if current is None else str(current)
 
 

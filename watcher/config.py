@@ -30,6 +30,8 @@ from watcher.imports import import_callable
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 GATE_KEYS = ("metric", "features", "champion", "data", "safe_serialization", "handler")
 DEFAULT_AUDIT_EXPERIMENT = "registry-watcher-audit"
+DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+AliasPolicy = Literal["record", "alert", "revert"]
 
 
 class ConfigError(Exception):
@@ -103,6 +105,9 @@ class SafeSerializationGate(_Strict):
 
     safe_serialization: bool = True
     """True turns the gate on; false keeps it in the file but lets every model pass (e.g. a trial)."""
+    trusted_types: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUSTED_TYPES))
+    """Types a skops model may ask its loader to trust; the watcher owns this list, never the model.
+    Default: what the seed's RandomForest needs (skops reports only ``sklearn.tree._tree.Tree``)."""
 
 
 class CustomGate(BaseModel):
@@ -203,6 +208,11 @@ class WatchConfig(_Strict):
     """Alias moved to the passing version whose run ended last."""
     production_alias: str = "production"
     """Alias read for the champion gate and for scoring; moved only by promote/rollback."""
+    production_policy: AliasPolicy = "record"
+    """A move of production not made by promote/rollback: ``record`` it (and score), ``alert`` (an
+    error event too), or ``revert`` it. ``record`` by default: it was the behaviour before policies."""
+    staging_policy: AliasPolicy = "record"
+    """The same for the staging alias; ``record`` (the default) does not watch staging moves at all."""
     scoring: ScoringConfig | None = None
     """Optional batch scoring on production alias changes; unset disables scoring."""
     run_filter: str | None = None

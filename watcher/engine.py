@@ -29,10 +29,11 @@ from structlog.contextvars import bound_contextvars
 from handlers import registration as reg
 from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
-from watcher import metrics, state
-from watcher.config import ChampionGate, WatchConfig, WatcherConfig
+from watcher import audit, metrics, state
+from watcher.config import DEFAULT_AUDIT_EXPERIMENT, ChampionGate, WatchConfig, WatcherConfig
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
+from watcher.protection import begin_own_move
 from watcher.report import TickReport, WatchReport
 
 log = get_logger("watcher.engine")
@@ -134,6 +135,8 @@ class _WatchTick:
     """Version -> run end time, so a backlog does not re-read the staging holder per run."""
     champion: tuple[str | None, dict[str, float] | None] | None = None
     """(production version, its run metrics), read at most once per tick."""
+    audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT
+    """Where the watcher's own staging moves are recorded (so staging_policy can tell them apart)."""
 
 
 def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
@@ -144,7 +147,8 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         session.warned_missing.add(watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
-    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()})
+    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
+                      audit_experiment=config.audit_experiment)
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
@@ -231,8 +235,13 @@ def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateRes
         repaired = [] if created else reg.ensure_version_tags(client, version, tags, crash)
         if repaired:
             log.info("version_repaired", tags_written=sorted(repaired))
+        def on_move(prev: str | None, new: str) -> object:
+            intent = begin_own_move(client, tick.audit_experiment, watch, watch.staging_alias, new, prev, "stage",
+                                    f"run {run.info.run_id} passed the gates")
+            return lambda: audit.finish(client, intent)
+
         previous = reg.move_staging(client, watch.model_name, watch.staging_alias, version,
-                                    run.info.end_time or 0, tick.aliases, tick.end_times, crash)
+                                    run.info.end_time or 0, tick.aliases, tick.end_times, crash, on_move=on_move)
         if previous is not None:
             log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
             metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)

@@ -4,11 +4,9 @@ Every move is one entry in the audit trail (``watcher.audit``); scoring is keyed
 stable ``id`` (see ``watcher.scoring_runner``), so every change is scored exactly once.
 
 The hand-off between the CLI and the daemon: ``promote`` writes its entry as an *intent* before
-it moves the alias and finishes it afterwards. The daemon compares the alias with the newest
-recorded move; on a difference it re-reads both (its tick may have read the model before a
-``promote``) and first looks for a fresh intent for the alias's version: that is the tool's own
-move (finished by the daemon if the CLI died before finishing it), never an ``external`` one.
-An intent whose alias never moved is marked abandoned after ``INTENT_TTL_S``.
+it moves the alias and finishes it afterwards; ``watcher.protection`` (run by the daemon) takes
+an intent for the alias's version as the tool's own move, never an ``external`` one, and applies
+the alias's policy (record, alert, revert) to any other move.
 """
 
 from __future__ import annotations
@@ -25,11 +23,13 @@ from watcher import history
 from watcher.config import DEFAULT_AUDIT_EXPERIMENT, WatchConfig
 from watcher.logs import get_logger
 from watcher.report import WatchReport
+from watcher.protection import INTENT_TTL_S, aliases_of as _aliases, reconcile_alias
 from watcher.scoring_runner import maybe_score
 
+__all__ = ["INTENT_TTL_S", "PromotionError", "cli_user", "decision_of", "production_history", "promote",
+           "reconcile_production", "rollback"]
+
 log = get_logger("watcher.production")
-INTENT_TTL_S = 300.0
-"""Seconds an intent may wait for its alias move before it counts as abandoned (a CLI that died)."""
 
 
 class PromotionError(Exception):
@@ -41,61 +41,18 @@ def cli_user() -> str:
     return os.environ.get("REGISTRY_WATCHER_USER") or getpass.getuser()
 
 
-def _aliases(model: RegisteredModel) -> dict[str, str]:
-    return {k: str(v) for k, v in (model.aliases or {}).items()}
-
-
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel,
                          wr: WatchReport, now: float, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> None:
-    """Record an observed production change, then score the newest change if it is not scored."""
+    """Settle production (and staging, when protected) under their policies, then score the newest
+    production move if it is not scored (see ``watcher.protection``)."""
     tags = dict(model.tags or {})
-    alias = watch.production_alias
-    audit.migrate_legacy(client, audit_experiment, watch.model_name, tags, alias)
-    current = _aliases(model).get(alias)
-    recent = audit.recent(client, audit_experiment, watch.model_name, alias)
-    done = [e for e in recent if e["status"] == "done"]
-    last = done[-1] if done else None
-    if (last["version"] if last else None) != current or any(e["status"] == "pending" for e in recent):
-        # the tick read the model earlier: a promote may have moved the alias since; read both again
-        fresh = client.get_registered_model(watch.model_name)
-        tags, current = dict(fresh.tags or {}), _aliases(fresh).get(alias)
-        recent = audit.recent(client, audit_experiment, watch.model_name, alias)
-        last = _settle(client, watch, audit_experiment, recent, current, now)
+    audit.migrate_legacy(client, audit_experiment, watch.model_name, tags, watch.production_alias)
+    last, tags, current = reconcile_alias(client, watch, model, watch.production_alias, watch.production_policy,
+                                          audit_experiment, now)
+    if watch.staging_policy != "record":
+        reconcile_alias(client, watch, model, watch.staging_alias, watch.staging_policy, audit_experiment, now)
     if current is not None and last is not None and watch.scoring is not None:
         maybe_score(client, watch, tags, last, wr, now)
-
-
-def _settle(client: MlflowClient, watch: WatchConfig, experiment: str, recent: list[dict[str, Any]],
-            current: str | None, now: float) -> dict[str, Any] | None:
-    """Bring the trail in line with the alias; returns the entry of the move that put it there."""
-    alias = watch.production_alias
-    done = [e for e in recent if e["status"] == "done"]
-    last = done[-1] if done else None
-    last_version = last["version"] if last else None
-    intent = None
-    for entry in (e for e in recent if e["status"] == "pending"):
-        fresh = now - entry["start_ms"] / 1000 <= INTENT_TTL_S
-        if entry["version"] == current and current != last_version and fresh:
-            intent = entry
-        elif not fresh:
-            audit.abandon(client, entry)
-            log.warning("promotion_intent_abandoned", version=entry["version"], by=entry["by"], entry_id=entry["id"])
-    if intent is not None:
-        log.info("promotion_completed_by_watcher", version=current, by=intent["by"], entry_id=intent["id"])
-        return audit.finish(client, intent)
-    if last_version == current:
-        return last
-    if current is None:
-        log.warning("production_alias_removed", alias=alias, previous_version=last_version)
-        audit.record(client, experiment, model_name=watch.model_name, alias=alias, version=None,
-                     previous=last_version, by="external", action="removed",
-                     reason="production alias removed outside the watcher")
-        return None
-    entry = audit.record(client, experiment, model_name=watch.model_name, alias=alias, version=current,
-                         previous=last_version, by="external", action="observed",
-                         reason="production alias moved outside the watcher")
-    log.info("production_alias_changed", version=current, previous_version=last_version, by="external")
-    return entry
 
 
 def decision_of(client: MlflowClient, mv: ModelVersion) -> tuple[str | None, str]:

@@ -34,6 +34,8 @@ def same_change(record: dict[str, Any] | None, entry: dict[str, Any]) -> bool:
     """Whether a ``watcher.scoring``/``watcher.scoring_failure`` record concerns this production move."""
     if not record:
         return False
+    if entry.get("action") == "revert" and record.get("model_version") == entry.get("version"):
+        return True  # a revert restores the version already scored: nothing new to score
     if "entry_id" in record:
         return record["entry_id"] == entry["id"]
     return entry.get("legacy_seq") is not None and record.get("seq") == entry["legacy_seq"]
