@@ -46,11 +46,12 @@ def requirements() -> list[str]:
 def train_run(experiment: str, variant: str = "good", rows: int = 1500, seed: int = 7,
               n_estimators: int = 20, run_name: str | None = None, end: bool = True,
               registered_model_name: str | None = None, serialization_format: str = "skops",
-              tags: dict[str, str] | None = None) -> str:
+              tags: dict[str, str] | None = None, trusted_types: list[str] | None = None) -> str:
     """Train and log one run with the seed's pattern-1 code; returns the run id.
 
     ``registered_model_name`` is the seed's original argument (the run registers itself as it logs);
-    ``serialization_format`` is the sklearn flavor's (skops, pickle, cloudpickle); ``tags`` are run tags.
+    ``serialization_format`` is the sklearn flavor's (skops, pickle, cloudpickle); ``tags`` are run tags;
+    ``trusted_types`` replaces the ``skops_trusted_types`` written into the MLmodel file.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -76,7 +77,7 @@ def train_run(experiment: str, variant: str = "good", rows: int = 1500, seed: in
     mlflow.log_input(mlflow.data.from_pandas(X_train.assign(label=y_train), name="customer_data",
                                              targets="label"), context="training")
     if variant != "no_model":
-        trusted = TRUSTED if serialization_format == "skops" else None
+        trusted = (trusted_types or TRUSTED) if serialization_format == "skops" else None
         mlflow.sklearn.log_model(clf, name="model", signature=infer_signature(X_train, predicted),
                                  serialization_format=serialization_format, skops_trusted_types=trusted,
                                  registered_model_name=registered_model_name, pip_requirements=requirements())

@@ -185,3 +185,18 @@ def record_decision(client: MlflowClient, run_id: str, decision: str, results: S
         tags[state.WATCH_MODEL] = model_name
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     crash("after_decision")
+
+
+def decision_of(client: MlflowClient, mv: ModelVersion) -> tuple[str | None, str]:
+    """The watcher's decision on a version: its ``watcher.decision`` tag, else its run's decision."""
+    tags = mv.tags or {}
+    if tags.get(state.DECISION):
+        return tags[state.DECISION], tags.get(state.REASON, "")
+    if mv.run_id:
+        try:
+            run_tags = client.get_run(mv.run_id).data.tags
+        except MlflowException:  # a deleted run: no decision
+            return None, ""
+        if run_tags.get(state.DECISION):
+            return run_tags[state.DECISION], run_tags.get(state.REASON, "")
+    return None, ""

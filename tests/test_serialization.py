@@ -33,7 +33,8 @@ def test_config_accepts_the_gate_key():
 
 def test_skops_passes():
     result = _gate({"python_function": PYFUNC, "sklearn": {"serialization_format": "skops"}})
-    assert result.passed and result.gate == "safe_serialization" and result.value == {"sklearn": "skops"}
+    assert result.passed and result.gate == "safe_serialization"
+    assert result.value == {"sklearn": {"serialization_format": "skops", "skops_trusted_types": None}}
 
 
 @pytest.mark.parametrize("fmt", ["pickle", "cloudpickle"])

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     hist = sub.add_parser("history", parents=[common], help="print the production alias history")
     hist.add_argument("--model", required=True)
     hist.add_argument("--json", action="store_true")
+    hist.add_argument("--at", default=None, metavar="TIME",
+                      help="ISO-8601 time (e.g. 2026-11-20T10:00:00Z): which version held production then, and why")
     expl = sub.add_parser("explain", parents=[common], help="why a run was registered or rejected, and what followed")
     expl.add_argument("--run", required=True, dest="run_id", help="the training run's id")
     expl.add_argument("--json", action="store_true")
@@ -108,7 +110,18 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
         print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
         return 2
     if args.verb == "history":
-        entries = [audit.public(e) for e in production.production_history(client, watch, config.audit_experiment)]
+        full = production.production_history(client, watch, config.audit_experiment)
+        if args.at is not None:
+            try:
+                when = history.parse_time(args.at)
+            except ValueError:
+                print(f"error: --at '{args.at}' is not an ISO-8601 time such as 2026-11-20T10:00:00Z", file=sys.stderr)
+                return 2
+            held = history.held_at(full, when, args.at)
+            print(json.dumps(held, indent=2) if args.json
+                  else history.format_held(watch.model_name, watch.production_alias, held))
+            return 0
+        entries = [audit.public(e) for e in full]
         print(history.to_json(entries) if args.json else history.format_table(entries))
         return 0
     move = production.promote if args.verb == "promote" else production.rollback
@@ -154,6 +167,7 @@ def _watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict:
                       "decided_at": r.data.tags.get(state.DECIDED_AT)} for r in runs]
     return {"model_name": watch.model_name, "experiment": watch.experiment,
             "staging": aliases.get(watch.staging_alias), "production": aliases.get(watch.production_alias),
+            "staging_policy": watch.staging_policy, "production_policy": watch.production_policy,
             "last_scored_version": scored.get("model_version"), "last_scored_at": scored.get("scored_at"),
             "scoring_failure": failure, "decisions": decisions}
 
@@ -165,8 +179,8 @@ def _status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: in
         return 0
     for row in rows:
         print(f"{row['model_name']}  (experiment {row['experiment']})")
-        print(f"  staging:    {row['staging'] or '-'}")
-        print(f"  production: {row['production'] or '-'}")
+        print(f"  staging:    {row['staging'] or '-':8}  (policy {row['staging_policy']})")
+        print(f"  production: {row['production'] or '-':8}  (policy {row['production_policy']})")
         print(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
               if row["last_scored_version"] else "  last scored: -")
         if row["scoring_failure"]:

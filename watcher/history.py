@@ -13,6 +13,7 @@ An entry: ``id`` (the audit run id, stable), ``seq`` (its position, 1 = oldest),
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from watcher import state
@@ -49,3 +50,36 @@ def format_table(entries: list[dict[str, Any]]) -> str:
 def to_json(entries: list[dict[str, Any]]) -> str:
     """Entries as pretty JSON, oldest first."""
     return json.dumps(entries, indent=2)
+
+
+def parse_time(text: str) -> int:
+    """Epoch ms of an ISO-8601 time (``2026-11-20T10:00:00Z``; no zone means UTC); ValueError if bad."""
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def held_at(entries: list[dict[str, Any]], when_ms: int, asked: str) -> dict[str, Any]:
+    """Which version held the alias at ``when_ms``: the last move at or before it (entries oldest first,
+    each with ``start_ms``). ``version`` is None when nothing held it; ``at``/``by``/``action``/``reason``
+    are the move that put it there (all None before the first move)."""
+    move = None
+    for entry in entries:
+        if entry["start_ms"] <= when_ms:
+            move = entry
+        else:
+            break
+    keys = ("at", "by", "action", "reason", "forced", "id")
+    return {"as_of": asked, "version": move["version"] if move else None,
+            **{k: (move.get(k) if move else None) for k in keys}}
+
+
+def format_held(model: str, alias: str, held: dict[str, Any]) -> str:
+    """One line: who put which version behind the alias, for ``history --at``."""
+    if held["action"] is None:
+        return f"{model} '{alias}' at {held['as_of']}: no version (no recorded move before that time)"
+    what = f"v{held['version']}" if held["version"] else "no version (alias removed)"
+    forced = " [FORCED]" if held.get("forced") else ""
+    return (f"{model} '{alias}' at {held['as_of']}: {what}, put there by {held['by']} at {held['at']} "
+            f"({held['action']}){forced}: {held['reason']}")

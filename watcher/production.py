@@ -16,8 +16,9 @@ import os
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.entities.model_registry import RegisteredModel
 
+from handlers.registration import decision_of
 from watcher import audit, state
 from watcher import history
 from watcher.config import DEFAULT_AUDIT_EXPERIMENT, WatchConfig
@@ -53,21 +54,6 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
         reconcile_alias(client, watch, model, watch.staging_alias, watch.staging_policy, audit_experiment, now)
     if current is not None and last is not None and watch.scoring is not None:
         maybe_score(client, watch, tags, last, wr, now)
-
-
-def decision_of(client: MlflowClient, mv: ModelVersion) -> tuple[str | None, str]:
-    """The watcher's decision on a version: its ``watcher.decision`` tag, else its run's decision."""
-    tags = mv.tags or {}
-    if tags.get(state.DECISION):
-        return tags[state.DECISION], tags.get(state.REASON, "")
-    if mv.run_id:
-        try:
-            run_tags = client.get_run(mv.run_id).data.tags
-        except Exception:  # noqa: BLE001 - a deleted run: no decision
-            return None, ""
-        if run_tags.get(state.DECISION):
-            return run_tags[state.DECISION], run_tags.get(state.REASON, "")
-    return None, ""
 
 
 def _refusal(watch: WatchConfig, version: str, decision: str | None, reason: str) -> str:

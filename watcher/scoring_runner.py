@@ -14,13 +14,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 from structlog.contextvars import bound_contextvars
 
+from handlers.registration import decision_of
 from handlers.scoring import ScoringError, ScoringRequest, ScoringResult, batch_score
+from handlers.serialization import check_flavors
 from watcher import metrics, state
-from watcher.config import WatchConfig
+from watcher.config import SafeSerializationGate, WatchConfig
 from watcher.imports import import_callable
 from watcher.logs import get_logger
 from watcher.report import WatchReport
@@ -95,12 +98,35 @@ def _adopt_or_clean(client: MlflowClient, experiment_id: str, key: str) -> tuple
     return None
 
 
+def refusal(client: MlflowClient, watch: WatchConfig, version: str, entry: dict[str, Any]) -> str | None:
+    """Why the scorer must not load this version, or None.
+
+    Only versions that passed this watch's gates are loaded (a forced promote is the recorded
+    exception), and the ``safe_serialization`` gate, when configured, is checked again on the
+    version's MLmodel with today's allowlist whatever the move: loading is where code would run.
+    """
+    decision, reason = decision_of(client, client.get_model_version(watch.model_name, version))
+    if decision != "registered" and not entry.get("forced"):
+        return (f"refused to load v{version}: it did not pass this watch's gates "
+                f"({decision or 'no watcher decision'}{': ' + reason if reason else ''})")
+    for gate in watch.gates:
+        if isinstance(gate, SafeSerializationGate) and gate.safe_serialization:
+            flavors = mlflow.models.get_model_info(f"models:/{watch.model_name}/{version}").flavors
+            result = check_flavors(flavors, gate)
+            if not result.passed:
+                return f"refused to load v{version}: safe_serialization: {result.reason}"
+    return None
+
+
 def _score(client: MlflowClient, watch: WatchConfig, entry: dict[str, Any]) -> tuple[str | None, ScoringResult | None, Exception | None]:
     config = watch.scoring
     assert config is not None
     version = str(entry["version"])
     key = f"{watch.model_name}:{entry['id']}"
     try:
+        refused = refusal(client, watch, version, entry)
+        if refused:
+            return None, None, ScoringError(refused)
         experiment_id = scoring_experiment_id(client, watch.scoring_experiment or "")
         adopted = _adopt_or_clean(client, experiment_id, key)
         if adopted:
