@@ -44,8 +44,15 @@ def requirements() -> list[str]:
 
 
 def train_run(experiment: str, variant: str = "good", rows: int = 1500, seed: int = 7,
-              n_estimators: int = 20, run_name: str | None = None, end: bool = True) -> str:
-    """Train and log one run with the seed's pattern-1 code; returns the run id."""
+              n_estimators: int = 20, run_name: str | None = None, end: bool = True,
+              registered_model_name: str | None = None, serialization_format: str = "skops",
+              tags: dict[str, str] | None = None, trusted_types: list[str] | None = None) -> str:
+    """Train and log one run with the seed's pattern-1 code; returns the run id.
+
+    ``registered_model_name`` is the seed's original argument (the run registers itself as it logs);
+    ``serialization_format`` is the sklearn flavor's (skops, pickle, cloudpickle); ``tags`` are run tags;
+    ``trusted_types`` replaces the ``skops_trusted_types`` written into the MLmodel file.
+    """
     import mlflow
     from mlflow.models import infer_signature
     from sklearn.ensemble import RandomForestClassifier
@@ -59,7 +66,7 @@ def train_run(experiment: str, variant: str = "good", rows: int = 1500, seed: in
     y = df["label"].sample(frac=1.0, random_state=seed).to_numpy() if variant == "shuffled" else df["label"]
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=seed, stratify=y)
     mlflow.set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name or f"code_pattern_training_{variant}")
+    run = mlflow.start_run(run_name=run_name or f"code_pattern_training_{variant}", tags=tags)
     clf = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
     clf.fit(X_train, y_train)
     predicted = clf.predict(X_test)
@@ -70,8 +77,10 @@ def train_run(experiment: str, variant: str = "good", rows: int = 1500, seed: in
     mlflow.log_input(mlflow.data.from_pandas(X_train.assign(label=y_train), name="customer_data",
                                              targets="label"), context="training")
     if variant != "no_model":
+        trusted = (trusted_types or TRUSTED) if serialization_format == "skops" else None
         mlflow.sklearn.log_model(clf, name="model", signature=infer_signature(X_train, predicted),
-                                 skops_trusted_types=TRUSTED, pip_requirements=requirements())
+                                 serialization_format=serialization_format, skops_trusted_types=trusted,
+                                 registered_model_name=registered_model_name, pip_requirements=requirements())
     if end:
         mlflow.end_run()
     return run.info.run_id

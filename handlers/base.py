@@ -52,6 +52,8 @@ class ModelRef:
     signature: ModelSignature | None
     error: str | None = None
     """Why the model's ``MLmodel`` could not be read (not YAML, not a model); None when it could."""
+    flavors: Mapping[str, Any] | None = None
+    """The MLmodel file's ``flavors`` (read once with the signature); None when it could not be read."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from handlers.base import GateContext, GateResult, import_callable, run_gate
-from watcher.config import ChampionGate, CustomGate, DataGate, FeaturesGate, GateConfig, MetricGate
+from handlers.serialization import safe_serialization_gate
+from watcher.config import (ChampionGate, CustomGate, DataGate, FeaturesGate, GateConfig, MetricGate,
+                            SafeSerializationGate)
 
 
 def _fmt(value: Any) -> str:
@@ -155,6 +157,7 @@ _BUILTINS: dict[type, Callable[[GateContext, Any], GateResult]] = {
     FeaturesGate: features_gate,
     ChampionGate: champion_gate,
     DataGate: data_gate,
+    SafeSerializationGate: safe_serialization_gate,
 }
 
 

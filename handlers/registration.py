@@ -19,12 +19,12 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import mlflow
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 
 from handlers.base import GateResult, ModelRef
 from watcher import state
@@ -44,26 +44,31 @@ def resolve_model(client: MlflowClient, run: Run, artifact_path: str) -> ModelRe
     for output in sorted(outputs, key=lambda o: o.step, reverse=True):
         logged = client.get_logged_model(output.model_id)
         if logged.name == artifact_path:
-            return ModelRef(f"models:/{logged.model_id}", logged.model_id, *_signature(f"models:/{logged.model_id}"))
+            return ModelRef(f"models:/{logged.model_id}", logged.model_id,
+                            *_mlmodel(f"{logged.artifact_location.rstrip('/')}/MLmodel"))
     names = {a.path for a in client.list_artifacts(run.info.run_id, artifact_path)}
     if f"{artifact_path}/MLmodel" in names:
         return ModelRef(f"{run.info.artifact_uri}/{artifact_path}", None,
-                        *_signature(f"runs:/{run.info.run_id}/{artifact_path}"))
+                        *_mlmodel(f"{run.info.artifact_uri}/{artifact_path}/MLmodel"))
     return None
 
 
-def _signature(uri: str) -> tuple[Any, str | None]:
-    """(signature, None), or (None, why) when the MLmodel file is not a readable model description.
+def _mlmodel(mlmodel_uri: str) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """(signature, None, flavors) from the model's MLmodel file, in one download; (None, why, None)
+    when the file is not a readable model description; (None, None, None) when it is missing.
 
-    An unreachable server is raised (an outage is nobody's verdict on the run)."""
+    The file is read at the model's artifact location rather than through ``get_model_info``,
+    which resolves a ``models:/`` URI twice more. An unreachable server is raised (an outage is
+    nobody's verdict on the run)."""
     try:
-        return mlflow.models.get_model_info(uri).signature, None
+        model = Model.load(mlmodel_uri)
     except MlflowException as exc:
         if is_unreachable(exc):
             raise
-        return None, None
+        return None, None, None
     except (yaml.YAMLError, AttributeError, TypeError, ValueError, KeyError) as exc:
-        return None, state.truncate(f"{type(exc).__name__}: {exc}".replace("\n", " "), 500)
+        return None, state.truncate(f"{type(exc).__name__}: {exc}".replace("\n", " "), 500), None
+    return model.signature, None, dict(model.flavors or {})
 
 
 def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Sequence[GateResult]) -> dict[str, str]:
@@ -73,6 +78,8 @@ def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Se
     metrics = {k: v for k, v in run.data.metrics.items() if k in used}
     return {
         **watch.tags,
+        state.DECISION: "registered",
+        state.REASON: f"passed all {len(results)} gates",
         state.GATES: state.truncate(json.dumps([r.as_json() for r in results], default=str), state.RUN_TAG_LIMIT),
         state.SOURCE_RUN_ID: run.info.run_id,
         state.RUN_NAME: run.info.run_name or "",
@@ -120,11 +127,14 @@ def ensure_version_tags(client: MlflowClient, version: ModelVersion, tags: dict[
 
 def move_staging(client: MlflowClient, model_name: str, alias: str, version: ModelVersion,
                  end_time: int, aliases: dict[str, Any], end_times: dict[str, int],
-                 crash: CrashHook = no_crash) -> str | None:
+                 crash: CrashHook = no_crash,
+                 on_move: Callable[[str | None, str], Callable[[], Any]] | None = None) -> str | None:
     """Point ``alias`` at ``version`` unless it already holds a run that ended later.
 
     ``end_times`` caches version -> run end time for this tick, so a backlog costs no extra
-    request per run. Returns the previous version when the alias moved (``""`` when unset).
+    request per run. ``on_move(previous, new)`` is called just before the move (the engine writes
+    its audit intent there) and what it returns just after. Returns the previous version when the
+    alias moved (``""`` when unset).
     """
     current = aliases.get(alias)
     if current is not None and str(current) == str(version.version):
@@ -138,15 +148,41 @@ def move_staging(client: MlflowClient, model_name: str, alias: str, version: Mod
                 end_times[str(current)] = 0
         if end_times[str(current)] > end_time:
             return None
+    finish = on_move(None if current is None else str(current), str(version.version)) if on_move else None
     client.set_registered_model_alias(model_name, alias, str(version.version))
     aliases[alias] = str(version.version)
     end_times[str(version.version)] = end_time
     crash("after_alias")
+    if finish is not None:
+        finish()
     return "" if current is None else str(current)
 
 
+def tag_rejected_version(client: MlflowClient, model_name: str, run: Run, results: Sequence[GateResult],
+                         reason: str, crash: CrashHook = no_crash) -> str | None:
+    """A rejected run whose version already exists (registered by the training job or by hand):
+    record the rejection on that version too, so ``promote`` refuses it. Returns its number.
+
+    It never gets governance tags or the staging alias.
+    """
+    existing = find_version(client, model_name, run.info.run_id)
+    if existing is None:
+        return None
+    tags = {state.DECISION: "rejected", state.REASON: state.truncate(reason, state.MODEL_TAG_LIMIT),
+            state.GATES: state.truncate(json.dumps([r.as_json() for r in results], default=str), state.MODEL_TAG_LIMIT),
+            state.SOURCE_RUN_ID: run.info.run_id, state.DECIDED_AT: state.now_iso()}
+    for key, value in tags.items():
+        if key == state.DECIDED_AT and state.DECIDED_AT in existing.tags:
+            continue
+        if existing.tags.get(key) != value:
+            client.set_model_version_tag(model_name, existing.version, key, value)
+    crash("after_tag")
+    return str(existing.version)
+
+
 def record_decision(client: MlflowClient, run_id: str, decision: str, results: Sequence[GateResult],
-                    reason: str = "", version: str | None = None, crash: CrashHook = no_crash) -> None:
+                    reason: str = "", version: str | None = None, crash: CrashHook = no_crash,
+                    model_name: str | None = None) -> None:
     """Write the run's decision tags in one request; the decision tag marks the run as done."""
     tags = {
         state.DECISION: decision,
@@ -157,5 +193,22 @@ def record_decision(client: MlflowClient, run_id: str, decision: str, results: S
         tags[state.REASON] = state.truncate(reason, state.RUN_TAG_LIMIT)
     if version is not None:
         tags[state.MODEL_VERSION] = str(version)
+    if model_name is not None:
+        tags[state.WATCH_MODEL] = model_name
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     crash("after_decision")
+
+
+def decision_of(client: MlflowClient, mv: ModelVersion) -> tuple[str | None, str]:
+    """The watcher's decision on a version: its ``watcher.decision`` tag, else its run's decision."""
+    tags = mv.tags or {}
+    if tags.get(state.DECISION):
+        return tags[state.DECISION], tags.get(state.REASON, "")
+    if mv.run_id:
+        try:
+            run_tags = client.get_run(mv.run_id).data.tags
+        except MlflowException:  # a deleted run: no decision
+            return None, ""
+        if run_tags.get(state.DECISION):
+            return run_tags[state.DECISION], run_tags.get(state.REASON, "")
+    return None, ""

@@ -1,15 +1,12 @@
-"""History encoding stays within MLflow's registered-model tag limit."""
+"""History helpers: the legacy tag reader and the rollback target."""
 
 from watcher import history, state
 
 
-def test_history_trims_oldest_entries_to_fit():
-    entries = [{"seq": i, "version": str(i), "previous": str(i - 1), "at": "2026-01-01T00:00:00Z",
-                "by": "alice", "action": "promote", "reason": "x" * 80} for i in range(1, 200)]
-    text = history.encode(entries)
-    kept = state.load(text)["entries"]
-    assert len(text) <= state.MODEL_TAG_LIMIT and kept[-1]["seq"] == 199 and kept[0]["seq"] > 1
-    assert state.load(text)["version"] == state.STATE_VERSION
+def test_legacy_tag_is_read_oldest_first():
+    entries = [{"seq": i, "version": str(i)} for i in (1, 2, 3)]
+    assert history.read({state.HISTORY: state.dump({"entries": entries})}) == entries
+    assert history.read({}) == [] and history.read({state.HISTORY: "not json"}) == []
 
 
 def test_previous_version_skips_current_and_removals():

@@ -10,9 +10,9 @@ import pytest
 
 from demo.churn import customer_data
 from helpers import captured, events, train, versions_of
-from watcher import history, state
+from watcher import state
 from watcher.engine import Session, reconcile_once
-from watcher.production import PromotionError, promote, rollback
+from watcher.production import PromotionError, production_history, promote, rollback
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_alias_move_fires_exactly_one_scoring_run_with_correct_predictions(clien
     # a restart (fresh session, fresh process state) does not score again
     assert reconcile_once(client, config, session=Session()).watches[0].scored == []
     assert len(_scoring_runs(client, config)) == 1
-    entries = history.read(client.get_registered_model(names["model"]).tags)
+    entries = production_history(client, watch)
     assert [(e["version"], e["by"], e["action"], e["reason"]) for e in entries] == [(v2, "alice", "promote", "first release")]
     assert client.get_model_version(names["model"], v2).tags[state.PROMOTED_BY] == "alice"
 
@@ -92,7 +92,7 @@ def test_promote_then_rollback_each_score_once(client, scoring_config, names):
     assert sorted(r.data.tags["model_version"] for r in runs) == sorted([v1, v2, v1])
     tags = client.get_model_version(names["model"], v1).tags
     assert tags[state.PROMOTION_ACTION] == "rollback" and tags[state.PROMOTION_REASON] == "v2 misbehaves"
-    assert [e["version"] for e in history.read(client.get_registered_model(names["model"]).tags)] == [v1, v2, v1]
+    assert [e["version"] for e in production_history(client, watch)] == [v1, v2, v1]
 
 
 def test_rollback_without_history_refuses(client, scoring_config, names):
@@ -113,7 +113,7 @@ def test_external_alias_move_is_recorded_and_scored(client, scoring_config, name
     with captured() as logs:
         report = reconcile_once(client, config)
     assert report.watches[0].scored == [] and events(logs, "production_alias_removed")
-    assert history.read(client.get_registered_model(names["model"]).tags)[-1]["version"] is None
+    assert production_history(client, config.watches[0])[-1]["version"] is None
 
 
 def test_bad_scoring_input_is_an_error_and_registration_goes_on(client, scoring_config, names, tmp_path):

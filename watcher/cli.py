@@ -1,7 +1,7 @@
 """Command line: ``registry-watcher VERB --config FILE``.
 
 ``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored), ``check-config``,
-``status``, ``promote``, ``rollback`` and ``history``. A bad or missing config exits 2 before
+``status``, ``promote``, ``rollback``, ``history`` and ``explain``. A bad or missing config exits 2 before
 anything starts, with each bad field named by its location.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import mlflow
 from mlflow import MlflowClient
 
-from watcher import history, state
+from watcher import audit, history, state
 from watcher.config import ConfigError, WatchConfig, WatcherConfig, load_config
 from watcher.logs import configure_logging, get_logger
 from watcher.redact import add_secrets, redact, uri_password
@@ -42,9 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--model", required=True)
         p.add_argument("--version" if verb == "promote" else "--to", dest="version", default=None)
         p.add_argument("--reason", default="", help="why; recorded on the version and in the history")
+        p.add_argument("--force", action="store_true",
+                       help="move even onto a version the gates rejected or never decided (needs --reason); "
+                            "recorded as forced")
     hist = sub.add_parser("history", parents=[common], help="print the production alias history")
     hist.add_argument("--model", required=True)
     hist.add_argument("--json", action="store_true")
+    hist.add_argument("--at", default=None, metavar="TIME",
+                      help="ISO-8601 time (e.g. 2026-11-20T10:00:00Z): which version held production then, and why")
+    expl = sub.add_parser("explain", parents=[common], help="why a run was registered or rejected, and what followed")
+    expl.add_argument("--run", required=True, dest="run_id", help="the training run's id")
+    expl.add_argument("--json", action="store_true")
     return parser
 
 
@@ -98,24 +106,44 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
         return _check(client, config)
     if args.verb == "status":
         return _status(client, config, args.json, args.last)
+    if args.verb == "explain":
+        from watcher import explain
+
+        try:
+            found = explain.explain(client, config, args.run_id)
+        except explain.ExplainError as exc:
+            _print(f"error: {exc}", file=sys.stderr)
+            return 1
+        _print(json.dumps(found, indent=2, default=str) if args.json else explain.format_text(found))
+        return 0
     watch = config.watch_for(args.model)
     if watch is None:
         _print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
         return 2
     if args.verb == "history":
-        entries = history.read(dict(client.get_registered_model(watch.model_name).tags or {}))
+        full = production.production_history(client, watch, config.audit_experiment)
+        if args.at is not None:
+            try:
+                when = history.parse_time(args.at)
+            except ValueError:
+                _print(f"error: --at '{args.at}' is not an ISO-8601 time such as 2026-11-20T10:00:00Z", file=sys.stderr)
+                return 2
+            held = history.held_at(full, when, args.at)
+            _print(json.dumps(held, indent=2) if args.json
+                  else history.format_held(watch.model_name, watch.production_alias, held))
+            return 0
+        entries = [audit.public(e) for e in full]
         _print(history.to_json(entries) if args.json else history.format_table(entries))
         return 0
+    move = production.promote if args.verb == "promote" else production.rollback
     try:
-        if args.verb == "promote":
-            entry = production.promote(client, watch, args.version, args.reason, production.cli_user())
-        else:
-            entry = production.rollback(client, watch, args.version, args.reason, production.cli_user())
+        entry = move(client, watch, args.version, args.reason, production.cli_user(), force=args.force,
+                     audit_experiment=config.audit_experiment)
     except production.PromotionError as exc:
         _print(f"error: {exc}", file=sys.stderr)
         return 1
     _print(f"{watch.model_name}: '{watch.production_alias}' -> v{entry['version']} "
-          f"(was {entry['previous'] or 'unset'}); the running daemon will score it")
+          f"(was {entry['previous'] or 'unset'}){' FORCED' if entry['forced'] else ''}; the running daemon will score it")
     return 0
 
 
@@ -150,6 +178,7 @@ def _watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict:
                       "decided_at": r.data.tags.get(state.DECIDED_AT)} for r in runs]
     return {"model_name": watch.model_name, "experiment": watch.experiment,
             "staging": aliases.get(watch.staging_alias), "production": aliases.get(watch.production_alias),
+            "staging_policy": watch.staging_policy, "production_policy": watch.production_policy,
             "last_scored_version": scored.get("model_version"), "last_scored_at": scored.get("scored_at"),
             "scoring_failure": failure, "decisions": decisions}
 
@@ -161,8 +190,8 @@ def _status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: in
         return 0
     for row in rows:
         _print(f"{row['model_name']}  (experiment {row['experiment']})")
-        _print(f"  staging:    {row['staging'] or '-'}")
-        _print(f"  production: {row['production'] or '-'}")
+        _print(f"  staging:    {row['staging'] or '-':8}  (policy {row['staging_policy']})")
+        _print(f"  production: {row['production'] or '-':8}  (policy {row['production_policy']})")
         _print(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
               if row["last_scored_version"] else "  last scored: -")
         if row["scoring_failure"]:

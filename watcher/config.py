@@ -28,7 +28,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from watcher.imports import import_callable
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-GATE_KEYS = ("metric", "features", "champion", "data", "handler")
+GATE_KEYS = ("metric", "features", "champion", "data", "safe_serialization", "handler")
+DEFAULT_AUDIT_EXPERIMENT = "registry-watcher-audit"
+DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+AliasPolicy = Literal["record", "alert", "revert"]
 
 
 class ConfigError(Exception):
@@ -97,6 +100,16 @@ class DataGate(_Strict):
     """If true a run with no matching dataset input is rejected; false lets it pass."""
 
 
+class SafeSerializationGate(_Strict):
+    """Reject a model whose flavor deserializes with pickle/cloudpickle (loading it runs code)."""
+
+    safe_serialization: bool = True
+    """True turns the gate on; false keeps it in the file but lets every model pass (e.g. a trial)."""
+    trusted_types: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUSTED_TYPES))
+    """Types a skops model may ask its loader to trust; the watcher owns this list, never the model.
+    Default: what the seed's RandomForest needs (skops reports only ``sklearn.tree._tree.Tree``)."""
+
+
 class CustomGate(BaseModel):
     """``{handler: "package.module:callable", ...kwargs}``; extra keys are passed as kwargs."""
 
@@ -120,7 +133,7 @@ class CustomGate(BaseModel):
 def _gate_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return {MetricGate: "metric", FeaturesGate: "features", ChampionGate: "champion",
-                DataGate: "data", CustomGate: "handler"}.get(type(value))
+                DataGate: "data", SafeSerializationGate: "safe_serialization", CustomGate: "handler"}.get(type(value))
     if isinstance(value, dict):
         present = [key for key in GATE_KEYS if key in value]
         return present[0] if len(present) == 1 else None
@@ -133,12 +146,13 @@ GateConfig = Annotated[
         Annotated[FeaturesGate, Tag("features")],
         Annotated[ChampionGate, Tag("champion")],
         Annotated[DataGate, Tag("data")],
+        Annotated[SafeSerializationGate, Tag("safe_serialization")],
         Annotated[CustomGate, Tag("handler")],
     ],
     Discriminator(
         _gate_kind,
         custom_error_type="unknown_gate",
-        custom_error_message="unknown gate: give exactly one of metric, features, champion, data, handler",
+        custom_error_message="unknown gate: give exactly one of metric, features, champion, data, safe_serialization, handler",
     ),
 ]
 
@@ -195,8 +209,29 @@ class WatchConfig(_Strict):
     """Alias moved to the passing version whose run ended last."""
     production_alias: str = "production"
     """Alias read for the champion gate and for scoring; moved only by promote/rollback."""
+    production_policy: AliasPolicy = "record"
+    """A move of production not made by promote/rollback: ``record`` it (and score), ``alert`` (an
+    error event too), or ``revert`` it. ``record`` by default: it was the behaviour before policies."""
+    staging_policy: AliasPolicy = "record"
+    """The same for the staging alias; ``record`` (the default) does not watch staging moves at all."""
     scoring: ScoringConfig | None = None
     """Optional batch scoring on production alias changes; unset disables scoring."""
+    run_filter: str | None = None
+    """MLflow search-runs filter (e.g. ``tags.candidate = 'true'``) ANDed with the watcher's own on
+    the server; runs outside it are left alone. Unset takes every finished run of the experiment."""
+
+    @field_validator("run_filter")
+    @classmethod
+    def _valid_filter(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from mlflow.utils.search_utils import SearchUtils
+
+        try:
+            SearchUtils.parse_search_filter(value)
+        except Exception as exc:  # noqa: BLE001 - MLflow's parser raises MlflowException
+            raise ValueError(f"not a valid MLflow search filter: {getattr(exc, 'message', exc)}") from None
+        return value.strip()
 
     @property
     def scoring_experiment(self) -> str | None:
@@ -244,7 +279,7 @@ class WatcherConfig(BaseSettings):
     registry_uri: str | None = None
     """Model registry URI if it differs from the tracking URI; unset means the same server."""
     poll_interval_seconds: float = Field(10.0, gt=0)
-    """Seconds between polls; 10 s is fast for humans and ~2 requests per watch per poll."""
+    """Seconds between polls; 10 s is fast for humans and ~3 requests per watch per poll."""
     page_size: int = Field(200, gt=0, le=50_000)
     """Runs per ``search_runs`` page; 200 keeps one response small while a backlog pages through."""
     cursor_overlap_seconds: float = Field(300.0, ge=0)
@@ -260,11 +295,16 @@ class WatcherConfig(BaseSettings):
     """Leader election for two or more replicas; unset means run exactly one replica."""
     watches: list[WatchConfig] = Field(min_length=1)
     """The experiments to watch; at least one."""
+    audit_experiment: str = Field(DEFAULT_AUDIT_EXPERIMENT, min_length=1)
+    """Experiment holding one run per alias move (the audit trail); a named default so every
+    watcher, CLI and daemon alike, writes to the same place. It may not be a watched experiment."""
 
     @model_validator(mode="after")
     def _scoring_not_watched(self) -> WatcherConfig:
         watched = {w.experiment for w in self.watches}
         for i, watch in enumerate(self.watches):
+            if watch.experiment == self.audit_experiment:
+                raise ValueError(f"watches.{i}.experiment: '{watch.experiment}' is the audit_experiment")
             if watch.scoring_experiment in watched:
                 raise ValueError(
                     f"watches.{i}.scoring.experiment: '{watch.scoring_experiment}' is a watched "

@@ -38,11 +38,12 @@ from structlog.contextvars import bound_contextvars
 from handlers import registration as reg
 from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
-from watcher import attempts, metrics, state
-from watcher.config import ChampionGate, WatchConfig, WatcherConfig
+from watcher import attempts, audit, metrics, state
+from watcher.config import DEFAULT_AUDIT_EXPERIMENT, ChampionGate, WatchConfig, WatcherConfig
 from watcher.errors import is_unreachable
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
+from watcher.protection import begin_own_move
 from watcher.report import TickReport, WatchReport
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
                     break
                 if leading():
                     reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
-                                         handoff=scorer)
+                                         audit_experiment=config.audit_experiment, handoff=scorer)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
                 wr.errors.append(f"{type(exc).__name__}: {exc}")
                 wr.poll_failed = True
@@ -133,8 +134,11 @@ def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
     return client.get_registered_model(name)
 
 
-def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int) -> Iterator[list[Run]]:
+def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int,
+           run_filter: str | None = None) -> Iterator[list[Run]]:
     query = f"attributes.status = 'FINISHED' AND attributes.end_time >= {since_ms}"
+    if run_filter:
+        query += f" AND {run_filter}"  # the watch's scope, applied by the server
     token = None
     while True:
         page = client.search_runs([experiment_id], query, max_results=page_size,
@@ -161,6 +165,8 @@ class _WatchTick:
     """Version -> run end time, so a backlog does not re-read the staging holder per run."""
     champion: tuple[str | None, dict[str, float] | None] | None = None
     """(production version, its run metrics), read at most once per tick."""
+    audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT
+    """Where the watcher's own staging moves are recorded (so staging_policy can tell them apart)."""
 
 
 def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
@@ -173,13 +179,13 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
     tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
-                      config.max_run_attempts)
+                      config.max_run_attempts, audit_experiment=config.audit_experiment)
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
-    for page in _pages(client, experiment_id, since, config.page_size):
+    for page in _pages(client, experiment_id, since, config.page_size, watch.run_filter):
         for run in page:
-            undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
+            undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) not in ("scoring", "audit")
             if undecided and not leading():
                 return  # the lock is gone: no write at all, not even the cursor
             if stop.is_set() or (undecided and not _process_run(tick, run)):
@@ -230,9 +236,12 @@ def _process_run(tick: _WatchTick, run: Run) -> bool:
                 metrics.record_decision(watch.model_name, "registered")
             else:
                 reason = rejection_reason(results)
-                reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash)
+                existing = reg.tag_rejected_version(client, watch.model_name, run, results, reason, crash)
+                reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash,
+                                    model_name=watch.model_name)
                 failed = [r.gate for r in results if not r.passed]
-                log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name)
+                log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name,
+                            existing_version=existing)
                 wr.rejected.append((run_id, reason))
                 metrics.record_decision(watch.model_name, "rejected")
             return True
@@ -257,7 +266,7 @@ def _count_failure(tick: _WatchTick, run: Run, error: str) -> bool:
     if count < tick.max_attempts:
         return False
     reason = f"processing failed {count} times (max_run_attempts); last error: {error}"
-    reg.record_decision(client, run_id, "error", [], reason=reason)
+    reg.record_decision(client, run_id, "error", [], reason=reason, model_name=watch.model_name)
     log.error("run_errored", reason=reason, attempts=count, run_name=run.info.run_name)
     metrics.record_decision(watch.model_name, "error")
     return True
@@ -271,12 +280,18 @@ def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateRes
         repaired = [] if created else reg.ensure_version_tags(client, version, tags, crash)
         if repaired:
             log.info("version_repaired", tags_written=sorted(repaired))
+        def on_move(prev: str | None, new: str) -> object:
+            intent = begin_own_move(client, tick.audit_experiment, watch, watch.staging_alias, new, prev, "stage",
+                                    f"run {run.info.run_id} passed the gates")
+            return lambda: audit.finish(client, intent)
+
         previous = reg.move_staging(client, watch.model_name, watch.staging_alias, version,
-                                    run.info.end_time or 0, tick.aliases, tick.end_times, crash)
+                                    run.info.end_time or 0, tick.aliases, tick.end_times, crash, on_move=on_move)
         if previous is not None:
             log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
             metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)
-        reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash)
+        reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash,
+                            model_name=watch.model_name)
         log.info("run_registered", created=created, staging_moved=previous is not None,
                  run_name=run.info.run_name, alias=watch.staging_alias if previous is not None else None)
     return str(version.version)

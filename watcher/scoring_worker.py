@@ -2,9 +2,9 @@
 
 The tick records a production change in the history and hands the model name to
 :meth:`ScoringWorker.submit` (a pending set: a model handed over twice is scored once). The worker
-re-reads the model's tags and history with its own ``MlflowClient`` and calls
+re-reads the model's tags and its newest audit entries with its own ``MlflowClient`` and calls
 ``watcher.scoring_runner.maybe_score``, so the once-per-change guarantee is the same as inline:
-the ``watcher.scoring`` tag (keyed on the history ``seq``) and scoring-run adoption survive a
+the ``watcher.scoring`` tag (keyed on the audit entry's id) and scoring-run adoption survive a
 restart. With the ``ha`` block the worker scores only while this replica holds the model's lock.
 On SIGTERM :meth:`stop` lets the job in hand finish and drops the rest (the next leader's tick
 hands it over again).
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
 
-from watcher import history
+from watcher import audit
 from watcher.config import WatcherConfig
 from watcher.logs import get_logger
 from watcher.report import WatchReport
@@ -100,8 +100,9 @@ class ScoringWorker:
         with bound_contextvars(model_name=model_name, experiment=watch.experiment):
             model = self.client.get_registered_model(model_name)
             tags = dict(model.tags or {})
-            entries = history.read(tags)
+            done = [e for e in audit.recent(self.client, self.config.audit_experiment, model_name,
+                                            watch.production_alias) if e["status"] == "done"]
             current = {k: str(v) for k, v in (model.aliases or {}).items()}.get(watch.production_alias)
-            if not entries or entries[-1].get("version") is None or entries[-1]["version"] != current:
-                return  # the tick records the change first; it hands the model over again
-            maybe_score(self.client, watch, tags, entries[-1], WatchReport(model_name, watch.experiment), time.time())
+            if not done or done[-1].get("version") is None or done[-1]["version"] != current:
+                return  # the tick records the move first; it hands the model over again
+            maybe_score(self.client, watch, tags, done[-1], WatchReport(model_name, watch.experiment), time.time())

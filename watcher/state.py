@@ -21,7 +21,8 @@ REASON = "watcher.reason"
 MODEL_VERSION = "watcher.model_version"
 GATES = "watcher.gates"
 DECIDED_AT = "watcher.decided_at"
-KIND = "watcher.kind"  # "scoring" on runs the watcher logs itself; never candidates
+KIND = "watcher.kind"  # "scoring" / "audit" on runs the watcher logs itself; never candidates
+WATCH_MODEL = "watcher.model_name"  # the registered model of the watch that decided the run
 
 # model version tags (lineage)
 SOURCE_RUN_ID = "watcher.source_run_id"
@@ -35,10 +36,11 @@ PROMOTED_AT = "watcher.promoted_at"
 PROMOTED_BY = "watcher.promoted_by"
 PROMOTION_REASON = "watcher.promotion_reason"
 PROMOTION_ACTION = "watcher.promotion_action"
+PROMOTION_FORCED = "watcher.promotion_forced"  # "true" when --force overrode a refusal
 
 # registered model tags
 CURSOR_PREFIX = "watcher.cursor."
-HISTORY = "watcher.production_history"
+HISTORY = "watcher.production_history"  # legacy (read once, carried into the audit trail)
 SCORED = "watcher.scoring"
 SCORING_FAILURE = "watcher.scoring_failure"
 
