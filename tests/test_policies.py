@@ -156,7 +156,7 @@ def test_skops_trusted_types_outside_the_allowlist_are_rejected_by_name():
     watch = WatchConfig(experiment="e", model_name="m")
     flavors = {"sklearn": {"serialization_format": "skops",
                            "skops_trusted_types": ["sklearn.tree._tree.Tree", "builtins.eval", "os.system"]}}
-    ctx = GateContext(run=None, watch=watch, model=ModelRef("models:/m-1", "m-1", None, flavors))  # type: ignore[arg-type]
+    ctx = GateContext(run=None, watch=watch, model=ModelRef("models:/m-1", "m-1", None, flavors=flavors))  # type: ignore[arg-type]
     result = evaluate(ctx, [SafeSerializationGate()])[1]
     assert not result.passed and "['builtins.eval', 'os.system']" in result.reason
     assert evaluate(ctx, [SafeSerializationGate(trusted_types=["sklearn.tree._tree.Tree", "builtins.eval",

@@ -20,7 +20,7 @@ PYFUNC = {"loader_module": "mlflow.sklearn", "model_path": "model.skops"}
 def _ctx(flavors) -> GateContext:
     info = RunInfo(run_id="r1", experiment_id="1", user_id="u", status="FINISHED", start_time=1, end_time=2,
                    lifecycle_stage="active")
-    return GateContext(run=Run(info, RunData()), watch=WATCH, model=ModelRef("models:/m-1", "m-1", None, flavors))
+    return GateContext(run=Run(info, RunData()), watch=WATCH, model=ModelRef("models:/m-1", "m-1", None, flavors=flavors))
 
 
 def _gate(flavors, enabled: bool = True):
