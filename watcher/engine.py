@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
@@ -34,6 +33,7 @@ from watcher.config import ChampionGate, WatchConfig, WatcherConfig
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
 from watcher.report import TickReport, WatchReport
+from watcher.search import SearchSupport, candidate_pages
 
 log = get_logger("watcher.engine")
 MAX_RUN_ATTEMPTS = 5
@@ -47,6 +47,7 @@ class Session:
     experiment_ids: dict[str, str] = field(default_factory=dict)
     run_failures: dict[str, int] = field(default_factory=dict)
     warned_missing: set[str] = field(default_factory=set)
+    search: SearchSupport = field(default_factory=SearchSupport)
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
@@ -103,19 +104,6 @@ def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
     return client.get_registered_model(name)
 
 
-def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int) -> Iterator[list[Run]]:
-    query = f"attributes.status = 'FINISHED' AND attributes.end_time >= {since_ms}"
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], query, max_results=page_size,
-                                  order_by=["attributes.end_time ASC", "attributes.start_time ASC"],
-                                  page_token=token)
-        yield list(page)
-        token = page.token
-        if not token:
-            return
-
-
 @dataclass
 class _WatchTick:
     """What one tick of one watch carries from run to run (never outlives the tick)."""
@@ -144,7 +132,7 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
-    for page in _pages(client, experiment_id, since, config.page_size):
+    for page in candidate_pages(client, experiment_id, since, config.page_size, session.search):
         for run in page:
             undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) != "scoring"
             if stop.is_set() or (undecided and not _process_run(tick, run)):
