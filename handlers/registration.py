@@ -19,11 +19,11 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Run, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 
 from handlers.base import GateResult, ModelRef
 from watcher import state
@@ -37,22 +37,28 @@ def no_crash(point: str) -> None:
 
 
 def resolve_model(client: MlflowClient, run: Run, artifact_path: str) -> ModelRef | None:
-    """Find the run's model under ``artifact_path``: a LoggedModel output, else a run artifact."""
+    """Find the run's model under ``artifact_path``: a LoggedModel output, else a run artifact.
+
+    One ``get_logged_model`` per output and one download of the MLmodel file: the signature is
+    read from the file at the model's artifact location, not through ``get_model_info``, which
+    resolves the ``models:/`` URI twice more.
+    """
     outputs = run.outputs.model_outputs if run.outputs else []
     for output in sorted(outputs, key=lambda o: o.step, reverse=True):
         logged = client.get_logged_model(output.model_id)
         if logged.name == artifact_path:
-            return ModelRef(f"models:/{logged.model_id}", logged.model_id, _signature(f"models:/{logged.model_id}"))
+            return ModelRef(f"models:/{logged.model_id}", logged.model_id,
+                            _signature(f"{logged.artifact_location.rstrip('/')}/MLmodel"))
     names = {a.path for a in client.list_artifacts(run.info.run_id, artifact_path)}
     if f"{artifact_path}/MLmodel" in names:
         return ModelRef(f"{run.info.artifact_uri}/{artifact_path}", None,
-                        _signature(f"runs:/{run.info.run_id}/{artifact_path}"))
+                        _signature(f"{run.info.artifact_uri}/{artifact_path}/MLmodel"))
     return None
 
 
-def _signature(uri: str) -> Any:
+def _signature(mlmodel_uri: str) -> Any:
     try:
-        return mlflow.models.get_model_info(uri).signature
+        return Model.load(mlmodel_uri).signature
     except MlflowException:
         return None
 

@@ -29,6 +29,7 @@ from handlers import registration as reg
 from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
 from watcher import metrics, state
+from watcher.client import PROMPT_TAG
 from watcher.config import ChampionGate, WatchConfig, WatcherConfig
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
@@ -48,6 +49,8 @@ class Session:
     run_failures: dict[str, int] = field(default_factory=dict)
     warned_missing: set[str] = field(default_factory=set)
     search: SearchSupport = field(default_factory=SearchSupport)
+    end_times: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Model -> version -> its run's end time (immutable facts), so staging checks cost no request."""
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
@@ -89,12 +92,16 @@ def _experiment_id(client: MlflowClient, name: str, session: Session) -> str | N
 
 
 def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
-    """Get the registered model, creating it when missing."""
+    """Get the registered model, creating it when missing; a prompt of that name is an error."""
     try:
-        return client.get_registered_model(name)
+        model = client.get_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != RESOURCE_DOES_NOT_EXIST:
             raise
+    else:
+        if (model.tags or {}).get(PROMPT_TAG, "").lower() == "true":
+            raise ValueError(f"'{name}' is an MLflow prompt, not a model; the watcher will not write to it")
+        return model
     try:
         client.create_registered_model(name, description="Managed by registry-watcher")
         log.info("registered_model_created")
@@ -115,7 +122,7 @@ class _WatchTick:
     crash: reg.CrashHook
     aliases: dict[str, str]
     end_times: dict[str, int] = field(default_factory=dict)
-    """Version -> run end time, so a backlog does not re-read the staging holder per run."""
+    """Version -> run end time (the session's, kept across ticks), so staging costs no extra read."""
     champion: tuple[str | None, dict[str, float] | None] | None = None
     """(production version, its run metrics), read at most once per tick."""
 
@@ -128,7 +135,8 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         session.warned_missing.add(watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
-    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()})
+    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
+                      session.end_times.setdefault(watch.model_name, {}))
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
