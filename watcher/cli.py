@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-import mlflow
 from mlflow import MlflowClient
 
 from watcher import audit, history, state
+from watcher.client import make_client
 from watcher.config import ConfigError, WatchConfig, WatcherConfig, load_config
 from watcher.logs import configure_logging, get_logger
 from watcher.redact import add_secrets, redact, uri_password
@@ -59,14 +59,6 @@ def _parser() -> argparse.ArgumentParser:
 def _print(text: str, file=None) -> None:  # noqa: ANN001 - a text stream
     """The CLI's printer: everything it prints is redacted (``watcher.redact``)."""
     print(redact(text), file=file or sys.stdout)
-
-
-def make_client(config: WatcherConfig) -> MlflowClient:
-    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client."""
-    mlflow.set_tracking_uri(config.tracking_uri)
-    if config.registry_uri:
-        mlflow.set_registry_uri(config.registry_uri)
-    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

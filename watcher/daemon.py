@@ -103,6 +103,8 @@ class Poller:
                 log.info("poll_recovered", after_failures=self.backoff.failures)
             self.backoff = Backoff()
             self._summary(report)
+            if any(w.registered or w.rejected for w in report.watches):
+                self._pending.set()  # work found: look again at once for runs that ended meanwhile
             return report
         self.backoff.failures += 1
         delay = self.config.retry.delay(self.backoff.failures)

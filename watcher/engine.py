@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,12 +39,14 @@ from handlers import registration as reg
 from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
 from watcher import attempts, audit, metrics, state
+from watcher.client import PROMPT_TAG
 from watcher.config import DEFAULT_AUDIT_EXPERIMENT, ChampionGate, WatchConfig, WatcherConfig
 from watcher.errors import is_unreachable
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
 from watcher.protection import begin_own_move
 from watcher.report import TickReport, WatchReport
+from watcher.search import SearchSupport, candidate_pages
 
 if TYPE_CHECKING:
     from watcher.leader import Leader
@@ -59,6 +61,9 @@ class Session:
 
     experiment_ids: dict[str, str] = field(default_factory=dict)
     warned_missing: set[str] = field(default_factory=set)
+    search: SearchSupport = field(default_factory=SearchSupport)
+    end_times: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Model -> version -> its run's end time (immutable facts), so staging checks cost no request."""
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
@@ -119,12 +124,16 @@ def _experiment_id(client: MlflowClient, name: str, session: Session) -> str | N
 
 
 def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
-    """Get the registered model, creating it when missing."""
+    """Get the registered model, creating it when missing; a prompt of that name is an error."""
     try:
-        return client.get_registered_model(name)
+        model = client.get_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != RESOURCE_DOES_NOT_EXIST:
             raise
+    else:
+        if (model.tags or {}).get(PROMPT_TAG, "").lower() == "true":
+            raise ValueError(f"'{name}' is an MLflow prompt, not a model; the watcher will not write to it")
+        return model
     try:
         client.create_registered_model(name, description="Managed by registry-watcher")
         log.info("registered_model_created")
@@ -132,22 +141,6 @@ def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
         if "ALREADY_EXISTS" not in str(exc.error_code):
             raise
     return client.get_registered_model(name)
-
-
-def _pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int,
-           run_filter: str | None = None) -> Iterator[list[Run]]:
-    query = f"attributes.status = 'FINISHED' AND attributes.end_time >= {since_ms}"
-    if run_filter:
-        query += f" AND {run_filter}"  # the watch's scope, applied by the server
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], query, max_results=page_size,
-                                  order_by=["attributes.end_time ASC", "attributes.start_time ASC"],
-                                  page_token=token)
-        yield list(page)
-        token = page.token
-        if not token:
-            return
 
 
 @dataclass
@@ -162,7 +155,7 @@ class _WatchTick:
     aliases: dict[str, str]
     max_attempts: int
     end_times: dict[str, int] = field(default_factory=dict)
-    """Version -> run end time, so a backlog does not re-read the staging holder per run."""
+    """Version -> run end time (the session's, kept across ticks), so staging costs no extra read."""
     champion: tuple[str | None, dict[str, float] | None] | None = None
     """(production version, its run metrics), read at most once per tick."""
     audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT
@@ -179,11 +172,12 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
     tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
-                      config.max_run_attempts, audit_experiment=config.audit_experiment)
+                      config.max_run_attempts, session.end_times.setdefault(watch.model_name, {}),
+                      audit_experiment=config.audit_experiment)
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
-    for page in _pages(client, experiment_id, since, config.page_size, watch.run_filter):
+    for page in candidate_pages(client, experiment_id, since, config.page_size, session.search, watch.run_filter):
         for run in page:
             undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) not in ("scoring", "audit")
             if undecided and not leading():

@@ -1,0 +1,32 @@
+"""The MLflow client the watcher uses: MLflow's own, pointed at the configured server, minus one
+redundant request per registry write.
+
+``MlflowClient`` checks before every registered-model tag, version tag or alias write that the
+model is not a *prompt*, with an extra ``GET registered-models/get`` each time: a third of the
+requests of one registration. The watcher writes only to the models named in its config and
+checks each of them once per tick instead (``engine.ensure_registered_model`` refuses a prompt).
+"""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow import MlflowClient
+
+from watcher.config import WatcherConfig
+
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+class WatcherClient(MlflowClient):
+    """``MlflowClient`` without the per-write prompt check (done once per tick by the engine)."""
+
+    def _raise_if_prompt(self, name: str) -> None:  # noqa: ARG002 - checked per tick instead
+        return None
+
+
+def make_client(config: WatcherConfig) -> MlflowClient:
+    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client."""
+    mlflow.set_tracking_uri(config.tracking_uri)
+    if config.registry_uri:
+        mlflow.set_registry_uri(config.registry_uri)
+    return WatcherClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
