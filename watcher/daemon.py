@@ -6,6 +6,8 @@
 * SIGTERM/SIGINT set a stop event: the tick finishes the run in hand, then the process exits 0.
 * ``Poller.request_tick(reason)`` (a webhook delivery, a tick that found work) starts a tick at
   once: right away when idle, or straight after the tick in hand, never two at a time.
+* With the ``http`` block, ``watcher.http`` serves health, readiness, metrics and the MLflow
+  webhook receiver from a thread; the poller feeds its ``Health``, webhooks call ``request_tick``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mlflow import MlflowClient
 from watcher.config import WatcherConfig
 from watcher.engine import Session, reconcile_once
 from watcher import metrics
+from watcher.http import Health, HttpServer, build_app
 from watcher.logs import get_logger
 from watcher.report import TickReport
 
@@ -49,6 +52,8 @@ class Poller:
     kick: Callable[[], None] | None = None
     """Set by the daemon: makes the scheduler run :meth:`poll` now (None outside the daemon)."""
     _pending: threading.Event = field(default_factory=threading.Event)
+    health: Health | None = None
+    """Set by the daemon when ``http`` is on: the loop heartbeat and per-watch poll outcome."""
 
     def request_tick(self, reason: str) -> None:
         """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce."""
@@ -59,6 +64,8 @@ class Poller:
 
     def poll(self) -> TickReport | None:
         """One scheduled poll, repeated while ticks were requested during it."""
+        if self.health is not None:
+            self.health.beat()
         report = self._poll_once()
         while self._pending.is_set() and not self.stop.is_set() and report is not None and not report.poll_failed:
             report = self._poll_once()
@@ -69,6 +76,8 @@ class Poller:
         self._pending.clear()
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
+        if self.health is not None:
+            self.health.poll_started()
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
@@ -76,6 +85,9 @@ class Poller:
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
+        finally:
+            if self.health is not None:
+                self.health.poll_finished(report, failed=report is None and not self.stop.is_set())
         metrics.record_poll(report is not None and not report.poll_failed)
         if report is not None and not report.poll_failed:
             if self.backoff.failures:
@@ -113,6 +125,9 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
                             max_instances=1, coalesce=True, misfire_grace_time=None,
                             next_run_time=_utcnow())
     poller.kick = lambda: job.modify(next_run_time=_utcnow())
+    server = _start_http(poller, config)
+    if server is False:
+        return 1
     log.info("watcher_started", tracking_uri=_redact(config.tracking_uri), watches=len(config.watches),
              poll_interval_seconds=config.poll_interval_seconds)
     scheduler.start()
@@ -121,8 +136,27 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
             pass
     finally:
         scheduler.shutdown(wait=True)
+        if server is not None:
+            server.stop()
     log.info("watcher_stopped")
     return 0
+
+
+def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None | bool:
+    """Serve the ``http`` block, if any; False when it cannot listen (the daemon then exits 1)."""
+    if config.http is None:
+        return None
+    from watcher.webhooks import Receiver
+
+    poller.health = Health.for_config(config)
+    receiver = Receiver(config, poller.request_tick) if config.http.webhook_secret is not None else None
+    server = HttpServer(build_app(poller.health, config.http, receiver), config.http)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        log.error("http_failed", error=str(exc))
+        return False
+    return server
 
 
 def _utcnow():  # noqa: ANN202 - datetime

@@ -18,16 +18,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health."""
-    port = free_port()
+def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120, *, port: int | None = None,
+                        env: dict[str, str] | None = None,
+                        artifacts_destination: str | None = None,
+                        own_process_group: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health.
+
+    ``port`` (default: a free one) lets a test restart a server on the same address; ``env`` is
+    added to the server's environment (e.g. ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS``);
+    ``artifacts_destination`` replaces ``workdir/artifacts`` (e.g. ``s3://bucket/prefix``);
+    ``own_process_group`` puts the server and its uvicorn child in a new session, for :func:`kill`.
+    """
+    port = port or free_port()
     log_path = workdir / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child process
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1",
+         "--artifacts-destination", artifacts_destination or str(workdir / "artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true"},
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true", **(env or {})},
+        start_new_session=own_process_group,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
@@ -51,3 +62,14 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a server started with ``own_process_group=True`` and its children: a crash, at once."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=20)
