@@ -148,3 +148,16 @@ def test_readyz_goes_503_and_back_across_a_server_stop_and_restart(tmp_path: Pat
     finally:
         assert daemon.stop() == 0
         kill(server)
+
+
+def test_a_busy_port_is_a_startup_error_not_a_silent_daemon():
+    import socket
+
+    from watcher.http import HttpServer
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = HttpServer(build_app(_health(), HttpConfig()), HttpConfig(host="127.0.0.1", port=busy.getsockname()[1]))
+        with pytest.raises(RuntimeError, match="could not listen"):
+            server.start(timeout_s=10)

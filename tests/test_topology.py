@@ -127,6 +127,7 @@ def test_seed_flow_through_postgres_s3_and_webhooks(pg_s3_server: str, s3_endpoi
         assert daemon.stop() == 0
         client.delete_webhook(hook_id)
     assert secret not in "".join(daemon.raw)
+    assert not daemon.named("not_json")  # uvicorn's own lines go through the JSON pipeline too
     # the model and the predictions live in S3, not on this disk
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
                       aws_secret_access_key="testing", region_name="us-east-1")

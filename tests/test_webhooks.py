@@ -170,6 +170,7 @@ def test_real_delivery_scores_at_once_and_refusals_score_nothing(hook_server: st
         assert daemon.stop() == 0
         client.delete_webhook(hook_id)
     assert SECRET not in "".join(daemon.raw)
+    assert daemon.named("http_listening")[0]["webhooks"] is True and not daemon.named("not_json")
     # the poll, the backstop, finds it scored: once per change whichever comes first
     assert reconcile_once(client, config).watches[0].scored == []
     experiment = client.get_experiment_by_name(config.watches[0].scoring_experiment)

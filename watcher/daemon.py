@@ -156,6 +156,7 @@ def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None | bo
     except RuntimeError as exc:
         log.error("http_failed", error=str(exc))
         return False
+    log.info("http_listening", host=config.http.host, port=server.port, webhooks=receiver is not None)
     return server
 
 

@@ -144,7 +144,6 @@ class HttpServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"HTTP server could not listen on {self.http.host}:{self.http.port}")
             time.sleep(0.05)
-        log.info("http_listening", host=self.http.host, port=self.port)
 
     @property
     def port(self) -> int:
