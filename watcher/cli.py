@@ -53,11 +53,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def make_client(config: WatcherConfig) -> MlflowClient:
-    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client."""
+    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client.
+
+    The registry is ``registry_uri``, else the tracking server, as documented: never an inherited
+    ``$MLFLOW_REGISTRY_URI`` (``mlflow.set_registry_uri`` exports it to child processes).
+    """
+    registry = config.registry_uri or config.tracking_uri
     mlflow.set_tracking_uri(config.tracking_uri)
-    if config.registry_uri:
-        mlflow.set_registry_uri(config.registry_uri)
-    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+    mlflow.set_registry_uri(registry)
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=registry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
