@@ -114,6 +114,7 @@ def test_seed_flow_through_postgres_s3_and_webhooks(pg_s3_server: str, s3_endpoi
         daemon.wait_for("scoring_started", timeout=max(1.0, 30 - (time.monotonic() - promoted)), start=mark)
         completed = daemon.wait_for("scoring_completed", timeout=180, start=mark)
         assert completed["scored_rows"] == 500
+        daemon.wait_for("poll_completed", timeout=60, start=mark)  # the tick is counted once it ends
 
         status, text = get(f"{base}/metrics")
         assert status == 200
