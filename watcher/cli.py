@@ -1,7 +1,7 @@
 """Command line: ``registry-watcher VERB --config FILE``.
 
 ``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored), ``check-config``,
-``status``, ``promote``, ``rollback``, ``history`` and ``explain``. A bad or missing config exits 2 before
+``status``, ``promote``, ``rollback``, ``history``, ``explain`` and ``webhooks install``. A bad or missing config exits 2 before
 anything starts, with each bad field named by its location.
 """
 
@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     expl = sub.add_parser("explain", parents=[common], help="why a run was registered or rejected, and what followed")
     expl.add_argument("--run", required=True, dest="run_id", help="the training run's id")
     expl.add_argument("--json", action="store_true")
+    hooks = sub.add_parser("webhooks", help="manage the MLflow webhook that notifies this watcher")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_verb", required=True)
+    install = hooks_sub.add_parser("install", parents=[common],
+                                   help="create or update (idempotently) the MLflow webhook pointing at --url")
+    install.add_argument("--url", required=True, help="public URL of POST /webhooks/mlflow on the watcher")
     return parser
 
 
@@ -108,6 +113,8 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
             return 1
         _print(json.dumps(found, indent=2, default=str) if args.json else explain.format_text(found))
         return 0
+    if args.verb == "webhooks":
+        return _webhooks_install(client, config, args.url)
     watch = config.watch_for(args.model)
     if watch is None:
         _print(f"error: no watch for model '{args.model}' in {args.config}", file=sys.stderr)
@@ -136,6 +143,22 @@ def _dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowCli
         return 1
     _print(f"{watch.model_name}: '{watch.production_alias}' -> v{entry['version']} "
           f"(was {entry['previous'] or 'unset'}){' FORCED' if entry['forced'] else ''}; the running daemon will score it")
+    return 0
+
+
+def _webhooks_install(client: MlflowClient, config: WatcherConfig, url: str) -> int:
+    from watcher import webhooks
+
+    try:
+        webhook_id, created = webhooks.install(client, config, url)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the server refused (scheme, private address, ...)
+        print(f"error: MLflow refused the webhook: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"webhook {webhook_id} {'created' if created else 'updated'}: {url} "
+          f"({', '.join(webhooks.EVENTS)}); MLflow may take up to MLFLOW_WEBHOOK_CACHE_TTL (60 s) to deliver")
     return 0
 
 

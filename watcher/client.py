@@ -25,8 +25,12 @@ class WatcherClient(MlflowClient):
 
 
 def make_client(config: WatcherConfig) -> MlflowClient:
-    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client."""
+    """Point MLflow at the configured server (also for ``models:/`` loads) and return a client.
+
+    The registry is ``registry_uri``, else the tracking server, as documented: never an inherited
+    ``$MLFLOW_REGISTRY_URI`` (``mlflow.set_registry_uri`` exports it to child processes).
+    """
+    registry = config.registry_uri or config.tracking_uri
     mlflow.set_tracking_uri(config.tracking_uri)
-    if config.registry_uri:
-        mlflow.set_registry_uri(config.registry_uri)
-    return WatcherClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+    mlflow.set_registry_uri(registry)
+    return WatcherClient(tracking_uri=config.tracking_uri, registry_uri=registry)

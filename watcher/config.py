@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -266,6 +267,26 @@ class HaConfig(_Strict):
     """Unanswered probes before the kernel drops the connection (and PostgreSQL frees the lock)."""
 
 
+class HttpConfig(_Strict):
+    """The HTTP server of ``registry-watcher run``: health, readiness, metrics, MLflow webhooks."""
+
+    host: str = "0.0.0.0"
+    """Interface to bind; all interfaces by default, since in a container the orchestrator probes it."""
+    port: int = Field(8080, ge=0, le=65535)
+    """TCP port; 8080 is the usual unprivileged port for a sidecar-style service (0 = any free port)."""
+    webhook_secret: SecretStr | None = None
+    """Shared secret of the MLflow webhook (HMAC-SHA256); also ``$WATCHER_HTTP__WEBHOOK_SECRET``.
+    Never logged or printed. Unset: ``POST /webhooks/mlflow`` is not served (404)."""
+    webhook_tolerance_seconds: float = Field(300.0, gt=0, le=3600)
+    """Accepted age (and clock skew into the future) of a delivery's timestamp, in seconds; 5 min,
+    as in the Standard Webhooks convention MLflow follows, bounds replays of a captured request."""
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    """Largest webhook body accepted, in bytes; 1 MiB is far above MLflow's payloads (< 1 KiB)."""
+    liveness_seconds: float | None = Field(None, gt=0)
+    """``/healthz`` fails when the poll loop has not run for this many seconds (and no poll is in
+    progress); unset means max(3 x poll_interval_seconds, 30 s), tolerant of a slow tick."""
+
+
 class WatcherConfig(BaseSettings):
     """The whole file. Environment variables ``WATCHER_<FIELD>`` fill keys the file leaves out."""
 
@@ -298,6 +319,8 @@ class WatcherConfig(BaseSettings):
     audit_experiment: str = Field(DEFAULT_AUDIT_EXPERIMENT, min_length=1)
     """Experiment holding one run per alias move (the audit trail); a named default so every
     watcher, CLI and daemon alike, writes to the same place. It may not be a watched experiment."""
+    http: HttpConfig | None = None
+    """HTTP endpoints of ``run`` (health, readiness, metrics, webhooks); unset serves nothing."""
 
     @model_validator(mode="after")
     def _scoring_not_watched(self) -> WatcherConfig:

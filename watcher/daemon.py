@@ -11,6 +11,8 @@
 * SIGTERM/SIGINT set a stop event: the tick finishes the run in hand, then the process exits 0.
 * ``Poller.request_tick(reason)`` (a webhook delivery, a tick that found work) starts a tick at
   once: right away when idle, or straight after the tick in hand, never two at a time.
+* With the ``http`` block, ``watcher.http`` serves health, readiness, metrics and the MLflow
+  webhook receiver from a thread; the poller feeds its ``Health``, webhooks call ``request_tick``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from mlflow import MlflowClient
 from watcher.config import WatcherConfig
 from watcher.engine import Session, reconcile_once
 from watcher import metrics
+from watcher.client import WatcherClient
 from watcher.errors import is_unreachable
+from watcher.http import Health, HttpServer, build_app
 from watcher.leader import Leader
 from watcher.logs import get_logger
 from watcher.report import TickReport
@@ -63,6 +67,8 @@ class Poller:
     outage_since: float | None = None
     """Monotonic time of the first failed poll of a tracking-server outage in progress."""
     _pending: threading.Event = field(default_factory=threading.Event)
+    health: Health | None = None
+    """Set by the daemon when ``http`` is on: the loop heartbeat and per-watch poll outcome."""
 
     def request_tick(self, reason: str) -> None:
         """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce."""
@@ -73,6 +79,8 @@ class Poller:
 
     def poll(self) -> TickReport | None:
         """One scheduled poll, repeated while ticks were requested during it."""
+        if self.health is not None:
+            self.health.beat()
         report = self._poll_once()
         while self._pending.is_set() and not self.stop.is_set() and report is not None and not report.poll_failed:
             report = self._poll_once()
@@ -83,6 +91,8 @@ class Poller:
         self._pending.clear()
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
+        if self.health is not None:
+            self.health.poll_started()
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
                                     leader=self.leader, scorer=self.scorer.submit if self.scorer else None)
@@ -93,6 +103,9 @@ class Poller:
         else:
             error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
             unreachable = report.unreachable
+        finally:
+            if self.health is not None:
+                self.health.poll_finished(report, failed=report is None and not self.stop.is_set())
         metrics.record_poll(report is not None and not report.poll_failed)
         if report is not None and not report.poll_failed:
             if self.outage_since is not None:
@@ -129,11 +142,7 @@ class Poller:
 def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (0 on a clean stop)."""
     leader = make_leader(config)
-    scorer = None
-    if any(w.scoring is not None for w in config.watches):
-        own_client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
-        scorer = ScoringWorker(own_client, config, leading=leader.holds if leader else None).start()
-    poller = Poller(client, config, leader=leader, scorer=scorer)
+    poller = Poller(client, config, leader=leader)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
@@ -146,18 +155,29 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
                             max_instances=1, coalesce=True, misfire_grace_time=None,
                             next_run_time=_utcnow())
     poller.kick = lambda: job.modify(next_run_time=_utcnow())
+    server = _start_http(poller, config)
+    if server is False:
+        if leader is not None:
+            leader.close()
+        return 1
+    if any(w.scoring is not None for w in config.watches):
+        own_client = WatcherClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri or config.tracking_uri)
+        poller.scorer = ScoringWorker(own_client, config, leading=leader.holds if leader else None).start()
     log.info("watcher_started", tracking_uri=config.tracking_uri, watches=len(config.watches),
-             poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None)
+             poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None,
+             http=config.http is not None)
     scheduler.start()
     try:
         while not poller.stop.wait(1.0):
             pass
     finally:
         scheduler.shutdown(wait=True)
-        if scorer is not None:
-            scorer.stop()  # the scoring in hand finishes; its record is written before we exit
+        if poller.scorer is not None:
+            poller.scorer.stop()  # the scoring in hand finishes; its record is written before we exit
         if leader is not None:
             leader.close()
+        if server is not None:
+            server.stop()
     log.info("watcher_stopped")
     return 0
 
@@ -165,6 +185,24 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
 def make_leader(config: WatcherConfig) -> Leader | None:
     """The replica's :class:`Leader` when the config has an ``ha`` block, else None."""
     return Leader(config.ha) if config.ha is not None else None
+
+
+def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None | bool:
+    """Serve the ``http`` block, if any; False when it cannot listen (the daemon then exits 1)."""
+    if config.http is None:
+        return None
+    from watcher.webhooks import Receiver
+
+    poller.health = Health.for_config(config)
+    receiver = Receiver(config, poller.request_tick) if config.http.webhook_secret is not None else None
+    server = HttpServer(build_app(poller.health, config.http, receiver), config.http)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        log.error("http_failed", error=str(exc))
+        return False
+    log.info("http_listening", host=config.http.host, port=server.port, webhooks=receiver is not None)
+    return server
 
 
 def _utcnow():  # noqa: ANN202 - datetime

@@ -19,21 +19,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120,
-                        port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120, *, port: int | None = None,
+                        env: dict[str, str] | None = None,
+                        artifacts_destination: str | None = None) -> tuple[subprocess.Popen, str]:
     """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health.
 
-    ``port`` reuses a given port (an outage test restarts the server on the same address); the
-    server runs in its own process group, so :func:`stop` also ends its uvicorn and job children.
+    ``port`` (default: a free one) lets a test restart a server on the same address; ``env`` is
+    added to the server's environment (e.g. ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS``);
+    ``artifacts_destination`` replaces ``workdir/artifacts`` (e.g. ``s3://bucket/prefix``). The
+    server runs in its own process group, so :func:`stop` and :func:`kill` also end its uvicorn
+    and job children.
     """
     port = port or free_port()
     log_path = workdir / "server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1",
+         "--artifacts-destination", artifacts_destination or str(workdir / "artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true"},
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true", **(env or {})},
         start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
@@ -67,3 +72,9 @@ def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a server and its children: a crash, at once."""
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait(timeout=20)
