@@ -7,8 +7,9 @@ and a JSON body ``{"entity", "action", "timestamp", "data": {...}}``.
 
 :class:`Receiver` is the whole receiving side without HTTP (``watcher.http`` adapts it): a stale
 or future timestamp is 400, a missing or wrong signature 401, and neither changes anything. A
-valid delivery is 200; one for a watched model's production alias asks the daemon for a tick at
-once (the tick reconciles production and fires scoring; the poll stays the backstop, and the
+valid delivery is 200; one for a watched model's production alias (or its staging alias under a
+``staging_policy`` other than ``record``) asks the daemon for a tick at once (the tick settles the
+alias under its policy and fires scoring; the poll stays the backstop, and the
 scoring's ``seq`` key keeps it once per change whichever comes first). A delivery id seen before
 is answered 200 and does nothing more. :func:`install` backs ``registry-watcher webhooks install``.
 """
@@ -72,7 +73,12 @@ class Receiver:
         assert config.http is not None and config.http.webhook_secret is not None
         self._secret = config.http.webhook_secret.get_secret_value()
         self._tolerance = config.http.webhook_tolerance_seconds
-        self._production = {w.model_name: w.production_alias for w in config.watches}
+        self._watched: dict[str, set[str]] = {}
+        for w in config.watches:  # production always; staging when its moves are policed
+            aliases = self._watched.setdefault(w.model_name, set())
+            aliases.add(w.production_alias)
+            if w.staging_policy != "record":
+                aliases.add(w.staging_alias)
         self._request_tick = request_tick
         self._clock = clock
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -111,8 +117,7 @@ class Receiver:
                 self._seen.popitem(last=False)
         model = data.get("name") if isinstance(data, dict) else None
         alias = data.get("alias") if isinstance(data, dict) else None
-        relevant = (entity == "model_version_alias" and model in self._production
-                    and alias == self._production[model])
+        relevant = entity == "model_version_alias" and alias in self._watched.get(model, ())
         log.info("webhook_received", delivery_id=delivery_id, entity=entity, action=action, model_name=model,
                  alias=alias, version=data.get("version") if isinstance(data, dict) else None,
                  tick_requested=relevant)
