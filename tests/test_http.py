@@ -138,14 +138,14 @@ def test_readyz_goes_503_and_back_across_a_server_stop_and_restart(tmp_path: Pat
             assert get(f"{base}/healthz")[0] == 200
             assert time.monotonic() - went_down < 15, "readyz still 200 15 s after the server went down"
             time.sleep(0.2)
-        daemon.wait_for("poll_failed", timeout=30)
+        daemon.wait_for("tracking_server_unreachable", timeout=30)
         server, _ = start_mlflow_server(backend, workdir, port=port)
         deadline = time.monotonic() + 90
         while get(f"{base}/readyz")[0] != 200:
             assert get(f"{base}/healthz")[0] == 200
             assert time.monotonic() < deadline, "readyz not 200 again after the restart"
             time.sleep(0.2)
-        daemon.wait_for("poll_recovered", timeout=30)
+        daemon.wait_for("tracking_server_recovered", timeout=30)
     finally:
         assert daemon.stop() == 0
         kill(server)
