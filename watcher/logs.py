@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import structlog
 
 _QUIET = {"alembic": logging.WARNING, "urllib3": logging.WARNING, "apscheduler": logging.WARNING,
-          "git": logging.WARNING, "matplotlib": logging.WARNING}
+          "git": logging.WARNING, "matplotlib": logging.WARNING, "py4j": logging.WARNING}
 
 
 def _shared_processors() -> list[Any]:
