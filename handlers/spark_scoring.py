@@ -5,9 +5,9 @@ raising :class:`handlers.scoring.ScoringError` (naming the file and the columns)
 
 * **One session, lazily.** Starting a session costs 10-20 s, so it is created on the first Spark
   scoring and reused; :func:`stop_session` stops it (the daemon calls it on SIGTERM). Before the
-  JVM starts, ``PYSPARK_PYTHON`` is set to this interpreter (unless ``PYSPARK_PYTHON`` or
-  ``spark.pyspark.python`` is given), else Python workers run ``python3`` from PATH and fail on a
-  venv install; for a local master ``SPARK_LOCAL_IP`` defaults to 127.0.0.1, else the driver binds
+  JVM starts, ``PYSPARK_PYTHON`` is set to ``spark.pyspark.python`` if the config gives it, else
+  kept if set, else this interpreter: otherwise Python workers run ``python3`` from PATH and fail
+  on a venv install; for a local master ``SPARK_LOCAL_IP`` defaults to 127.0.0.1, else the driver binds
   to the machine's external address.
 * **Input.** Any path, glob or URI Spark reads (``s3a://``, ``hdfs://``, ``dbfs:/``): CSV (header,
   inferred schema) when the name ends in ``.csv``/``.csv.gz``, else Parquet (a file, a glob or a
@@ -27,6 +27,7 @@ raising :class:`handlers.scoring.ScoringError` (naming the file and the columns)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handlers import spark_logs
-from handlers.scoring import ScoringError, ScoringRequest, ScoringResult
+from handlers.scoring import ScoringError, ScoringRequest, ScoringResult, _columns_named
+from watcher import state
 from watcher.config import ScoringConfig, SparkConfig, is_uri
 from watcher.logs import get_logger
 
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = get_logger("watcher.spark")
+BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+"""Rows per Arrow batch, i.e. per ``predict`` call in a worker: ``scoring.chunk_rows`` unless conf sets it."""
 _lock = threading.Lock()
 _session: SparkSession | None = None
 
@@ -65,8 +69,11 @@ def get_session(config: SparkConfig | None = None) -> SparkSession:
             return _session
         from pyspark.sql import SparkSession
 
-        if "PYSPARK_PYTHON" not in os.environ and "spark.pyspark.python" not in config.conf:
-            os.environ["PYSPARK_PYTHON"] = sys.executable
+        # pyspark hands PYSPARK_PYTHON (not the spark.pyspark.python conf) to the workers it starts
+        if "spark.pyspark.python" in config.conf:
+            os.environ["PYSPARK_PYTHON"] = config.conf["spark.pyspark.python"]
+        else:
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if _is_local_master(config):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         settings = {"spark.app.name": "registry-watcher", "spark.ui.showConsoleProgress": "false", **config.conf}
@@ -183,10 +190,11 @@ def _remove_stale_partials(folder: Path) -> None:
 def spark_score(request: ScoringRequest) -> ScoringResult:
     """Score the input with ``spark_udf`` and write a Parquet dataset, complete or not at all."""
     import mlflow.pyfunc
-    from pyspark.errors import AnalysisException
 
     config = request.config
     spark = get_session(config.spark)
+    if not (config.spark and BATCH_ROWS in config.spark.conf):  # rows per predict call, as the pandas engine
+        spark.conf.set(BATCH_ROWS, str(config.chunk_rows))
     frame = read_input(spark, config.input)
     columns = model_columns(request.model_uri, frame.columns, config.input)
     env_manager = config.spark.env_manager if config.spark else "local"
@@ -202,17 +210,19 @@ def spark_score(request: ScoringRequest) -> ScoringResult:
     else:
         target = final
     try:
-        scored.write.mode("errorifexists").parquet(target)
-        rows = spark.read.parquet(target).count()
+        try:
+            scored.write.mode("errorifexists").parquet(target)
+        except Exception as exc:  # noqa: BLE001 - a failed Spark job: say why in one line
+            reason = _job_error(exc)
+            raise ScoringError(f"scoring input {config.input} failed in Spark: {reason}", file=config.input,
+                               columns=_columns_named(reason, frame.columns)) from exc
         if not local and not _has_success_marker(spark, target):
             raise ScoringError(f"Spark reported success but {target}/_SUCCESS is missing", file=config.input)
+        rows = spark.read.parquet(target).count()
         if rows == 0:
             raise ScoringError(f"scoring input holds no rows: {config.input}", file=config.input)
         if local:
             os.replace(target, final_path)
-    except AnalysisException as exc:
-        raise ScoringError(f"scoring input {config.input} does not fit the model: {_first_line(exc)}",
-                           file=config.input, columns=[c for c in frame.columns if c in str(exc)]) from exc
     finally:
         if local and os.path.exists(target):
             shutil.rmtree(target, ignore_errors=True)
@@ -223,6 +233,30 @@ def _has_success_marker(spark: SparkSession, location: str) -> bool:
     jvm: Any = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop FileSystem API, as Spark's committer uses
     path = jvm.org.apache.hadoop.fs.Path(f"{location}/_SUCCESS")
     return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # noqa: SLF001
+
+
+_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+(?:Error|Exception)|\[[A-Z_.]+\])[:\s].*$")
+_JAVA = ("org.apache", "java.", "py4j", "scala.", "at ", "JVM stacktrace")
+
+
+def _job_error(exc: BaseException) -> str:
+    """One line for a failed Spark job: the Python worker's exception (MLflow's ``Error: ...`` part
+    when it has one, since its message embeds the whole batch), else the JVM's first error line."""
+    lines = [line.strip().removeprefix(": ").removeprefix("Caused by: ") for line in str(exc).splitlines()]
+    starts = [i for i, line in enumerate(lines) if _ERROR_LINE.match(line)]
+    python = [i for i in starts if not lines[i].startswith(_JAVA)]
+    if not starts:
+        return _first_line(exc)
+    first = (python or starts)[-1]
+    block = []
+    for line in lines[first:]:
+        if block and line.startswith(_JAVA):
+            break
+        block.append(line)
+    name = block[0].split(":", 1)[0]
+    tail = block[-1]
+    text = f"{name}: {tail.rsplit('Error: ', 1)[1]}" if len(block) > 1 and "Error: " in tail else " ".join(block)
+    return state.truncate(text, 1000)
 
 
 def _first_line(exc: BaseException) -> str:

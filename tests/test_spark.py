@@ -8,6 +8,7 @@ daemon does it.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,10 @@ SPARK_BLOCK = ("      engine: spark\n"
 @pytest.fixture(scope="module")
 def spark_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SQLite-backed ``mlflow server`` for this module, and the Spark session stopped at the end."""
-    pytest.importorskip("pyspark")
+    if importlib.util.find_spec("pyspark") is None:
+        if os.environ.get("REGISTRY_WATCHER_REQUIRE_SPARK") == "1":
+            pytest.fail('pyspark is required here: pip install "registry-watcher[spark]"')
+        pytest.skip('pyspark not installed: pip install "registry-watcher[spark]"')
     from handlers import spark_scoring
 
     workdir = tmp_path_factory.mktemp("mlflow-spark")
@@ -85,14 +89,17 @@ def test_spark_engine_scores_every_row_once_like_pyfunc_predict(spark_client, na
         frame.iloc[part * 5000:(part + 1) * 5000].to_csv(data / f"customers-{part}.csv", index=False)
     config = _config(tmp_path, spark_client.tracking_uri, names, "data/customers-*.csv")
     version = _promoted(spark_client, config, names)
+    folder = tmp_path / "predictions" / names["model"] / f"v{version}"
+    stale = folder / ".predictions-20260101T000000000000Z.parquet.partial"  # left by a kill -9 mid-write
+    stale.mkdir(parents=True)
+    (stale / "part-00000.parquet").write_bytes(b"half a file")
     with captured() as logs:
         report = reconcile_once(spark_client, config)
     assert report.ok and report.watches[0].scored == [version], report.watches[0].errors
     [run] = _scoring_runs(spark_client, config)
     assert run.info.status == "FINISHED" and run.data.metrics["scored_rows"] == 20_000
     assert run.data.params["engine"] == "spark"
-    folder = tmp_path / "predictions" / names["model"] / f"v{version}"
-    [output] = [p for p in folder.iterdir()]  # no partial left beside the dataset
+    [output] = list(folder.iterdir())  # the stale partial is gone, and no new one is left
     assert output.name.startswith("predictions-") and output.name.endswith(".parquet") and output.is_dir()
     assert (output / "_SUCCESS").exists() and run.data.tags["watcher.output"] == str(output)
     assert events(logs, "scoring_completed")[0]["output"] == str(output)
@@ -132,7 +139,9 @@ def test_failure_inside_the_spark_job_leaves_no_dataset(spark_client, names, tmp
     version = _promoted(spark_client, config, names)
     with captured() as logs:
         report = reconcile_once(spark_client, config, now=1_000_000.0)
-    assert not report.ok and events(logs, "scoring_failed")
+    [error] = events(logs, "scoring_failed")
+    assert not report.ok and error["file"] == str(data / "typo.csv") and error["columns"] == ["tenure_days"]
+    assert "tenure_days" in error["error"] and len(error["error"]) < 1200  # the worker's error line, not the JVM trace
     [run] = _scoring_runs(spark_client, config)
     assert run.info.status == "FAILED"
     folder = tmp_path / "predictions" / names["model"] / f"v{version}"
@@ -160,3 +169,39 @@ def test_uri_inputs_are_not_made_local_paths(tmp_path):
     assert scoring.input == "s3a://bucket/customers/*.parquet" and scoring.output_dir == "dbfs:/predictions"
     assert scoring.engine == "spark" and scoring.spark.master == "local[2]"
     assert scoring.spark.conf["spark.ui.enabled"] == "false" and scoring.spark.env_manager == "local"
+
+
+def test_stop_session_ends_the_jvm(spark_client):
+    """Runs last in this module: what the daemon does on SIGTERM."""
+    from pyspark import SparkContext
+
+    from handlers import spark_scoring
+
+    jvm = SparkContext._gateway.proc  # noqa: SLF001 - the JVM this process launched
+    spark_scoring.stop_session()
+    assert jvm.poll() is not None and SparkContext._gateway is None  # noqa: SLF001
+    spark_scoring.stop_session()  # a no-op the second time
+
+
+def test_daemon_shutdown_stops_the_spark_session(monkeypatch, tmp_path):
+    import signal
+    import threading
+
+    from mlflow import MlflowClient
+
+    from handlers import spark_scoring
+    from watcher import daemon
+
+    stopped = []
+    monkeypatch.setattr(spark_scoring, "stop_session", lambda: stopped.append(True))
+    path = tmp_path / "watcher.yaml"
+    path.write_text(issue_yaml("http://127.0.0.1:9", "e", "m"))
+    config = load_config(path)
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    threading.Timer(0.5, signal.raise_signal, (signal.SIGTERM,)).start()
+    try:
+        assert daemon.run_daemon(MlflowClient("http://127.0.0.1:9"), config) == 0
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert stopped == [True]
