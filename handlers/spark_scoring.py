@@ -19,9 +19,9 @@ raising :class:`handlers.scoring.ScoringError` (naming the file and the columns)
   mid-write leaves no complete-looking dataset (stale partials are removed by the next scoring).
   On a remote URI (no atomic rename on object stores) it is written in place and is complete
   only when Spark's committer has written its ``_SUCCESS`` marker, which is checked here.
-* **Rows.** ``scored_rows`` is counted from the written dataset's Parquet footers
-  (``spark.read.parquet(out).count()`` reads no column data), not by a second pass over the input
-  and not by an accumulator, which a retried task would count twice.
+* **Rows.** ``scored_rows`` is counted from the written dataset's Parquet footers (pyarrow on a
+  local folder, ``spark.read.parquet(out).count()`` on a URI; neither reads column data), not by a
+  second pass over the input and not by an accumulator, which a retried task would count twice.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def spark_score(request: ScoringRequest) -> ScoringResult:
                                columns=_columns_named(reason, frame.columns)) from exc
         if not local and not _has_success_marker(spark, target):
             raise ScoringError(f"Spark reported success but {target}/_SUCCESS is missing", file=config.input)
-        rows = spark.read.parquet(target).count()
+        rows = _local_rows(target) if local else spark.read.parquet(target).count()
         if rows == 0:
             raise ScoringError(f"scoring input holds no rows: {config.input}", file=config.input)
         if local:
@@ -227,6 +227,13 @@ def spark_score(request: ScoringRequest) -> ScoringResult:
         if local and os.path.exists(target):
             shutil.rmtree(target, ignore_errors=True)
     return ScoringResult(rows=rows, output_path=str(final_path) if local else final)
+
+
+def _local_rows(folder: str) -> int:
+    """Rows in a local Parquet dataset from its files' footers (Spark skips a hidden folder's name)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in Path(folder).glob("part-*.parquet"))
 
 
 def _has_success_marker(spark: SparkSession, location: str) -> bool:
