@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_idle_poll.py
 	$(BIN)/python bench/bench_scoring.py
+	$(BIN)/python bench/bench_spark.py --rows 1000000
 
 clean:
 	rm -rf $(VENV) demo/workdir .pytest_cache

@@ -8,7 +8,9 @@ field by its location, for example ``watches.0.gates.2.min: Input should be a va
 from __future__ import annotations
 
 import glob as globmod
+import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -174,6 +176,23 @@ class RetryConfig(_Strict):
         return min(self.max_seconds, self.initial_seconds * self.multiplier ** max(0, failures - 1))
 
 
+SPARK_EXTRA_HINT = 'pip install "registry-watcher[spark]"'
+
+
+class SparkConfig(_Strict):
+    """The Spark session used by ``scoring.engine: spark``; created once, lazily, on the first scoring."""
+
+    master: str | None = None
+    """Spark master URL (``local[2]``, ``spark://host:7077``, ``yarn``); unset: whatever
+    ``SparkSession.builder`` picks up from the environment (spark-submit, Databricks-style launches)."""
+    conf: dict[str, str] = Field(default_factory=dict)
+    """Spark properties passed to the session builder verbatim (e.g. ``spark.executor.memory: 4g``);
+    empty by default because the cluster's own defaults usually fit."""
+    env_manager: Literal["local", "virtualenv", "conda", "uv"] = "local"
+    """``mlflow.pyfunc.spark_udf`` environment for the executors' model; ``local`` reuses the daemon's
+    own interpreter (no per-model install); the others rebuild the model's logged environment."""
+
+
 class ScoringConfig(_Strict):
     """Batch scoring fired when the production alias changes (the seed's deploy-model pattern)."""
 
@@ -191,6 +210,21 @@ class ScoringConfig(_Strict):
     """Custom scoring callable ``package.module:callable``; default is the built-in batch scorer."""
     retry: RetryConfig = RetryConfig(initial_seconds=60.0, max_seconds=3600.0)
     """Backoff for a failed scoring; 1 min to 1 h, since a bad input rarely fixes itself quickly."""
+    engine: Literal["pandas", "spark"] = "pandas"
+    """``pandas`` (chunked, one machine, no extra install) or ``spark`` (``mlflow.pyfunc.spark_udf``
+    on a Spark session; needs the ``spark`` extra); pandas by default because most tables fit one machine."""
+    spark: SparkConfig | None = None
+    """Session settings for ``engine: spark``; unset means all defaults (master from the environment)."""
+
+    @model_validator(mode="after")
+    def _spark_engine(self) -> ScoringConfig:
+        if self.engine != "spark":
+            return self
+        if importlib.util.find_spec("pyspark") is None:
+            raise ValueError(f"scoring.engine 'spark' needs pyspark, which is not installed: {SPARK_EXTRA_HINT}")
+        if self.format != "parquet":
+            raise ValueError("scoring.engine 'spark' writes a Parquet dataset directory; set format: parquet")
+        return self
 
 
 class WatchConfig(_Strict):
@@ -351,9 +385,17 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             scoring.setdefault("output_dir", ScoringConfig.model_fields["output_dir"].default)
             for key in ("input", "output_dir"):
                 value = scoring.get(key)
-                if isinstance(value, str) and not os.path.isabs(value):
+                if isinstance(value, str) and not os.path.isabs(value) and not is_uri(value):
                     scoring[key] = str(base / value)
     return raw
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def is_uri(value: str) -> bool:
+    """True for ``s3a://...``, ``hdfs://...``, ``dbfs:/...``, ``file:/...``: left as written, never made local."""
+    return bool(_URI.match(value))
 
 
 def format_errors(error: ValidationError) -> str:

@@ -27,6 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from mlflow import MlflowClient
 
+from handlers import spark_scoring
 from watcher.config import WatcherConfig
 from watcher.engine import Session, reconcile_once
 from watcher import metrics
@@ -178,6 +179,8 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
             leader.close()
         if server is not None:
             server.stop()
+        # Spark scoring engine: stop its session (JVM and workers), if one was ever started.
+        spark_scoring.stop_session()
     log.info("watcher_stopped")
     return 0
 

@@ -20,7 +20,7 @@ import structlog
 from watcher.redact import redact_event, secrets_from_env
 
 _QUIET = {"alembic": logging.WARNING, "urllib3": logging.WARNING, "apscheduler": logging.WARNING,
-          "git": logging.WARNING, "matplotlib": logging.WARNING}
+          "git": logging.WARNING, "matplotlib": logging.WARNING, "py4j": logging.WARNING}
 
 
 def _shared_processors() -> list[Any]:

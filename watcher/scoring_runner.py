@@ -136,6 +136,15 @@ def refusal(client: MlflowClient, watch: WatchConfig, version: str, entry: dict[
     return None
 
 
+def _engine_handler(engine: str) -> Any:
+    """The built-in scorer of ``scoring.engine``; Spark's module is imported only when chosen."""
+    if engine == "spark":
+        from handlers.spark_scoring import spark_score
+
+        return spark_score
+    return batch_score
+
+
 def _score(client: MlflowClient, watch: WatchConfig, entry: dict[str, Any]) -> tuple[str | None, ScoringResult | None, Exception | None]:
     config = watch.scoring
     assert config is not None
@@ -159,13 +168,17 @@ def _score(client: MlflowClient, watch: WatchConfig, entry: dict[str, Any]) -> t
     log.info("scoring_started", scoring_run_id=run_id, input=config.input)
     started = time.monotonic()
     try:
-        handler = import_callable(config.handler) if config.handler else batch_score
+        client.log_param(run_id, "engine", config.engine)
+        if config.handler:
+            client.log_param(run_id, "handler", config.handler)
+        handler = import_callable(config.handler) if config.handler else _engine_handler(config.engine)
         result = handler(ScoringRequest(watch.model_name, version, watch.production_alias,
                                         f"models:/{watch.model_name}/{version}", config))
         client.log_metric(run_id, "scored_rows", result.rows)
         client.log_metric(run_id, "scoring_seconds", time.monotonic() - started)
         client.set_tag(run_id, "watcher.output", result.output_path)
-        client.log_artifact(run_id, result.output_path)
+        if config.handler or config.engine == "pandas":  # a Spark dataset is too big to copy: its location is the tag
+            client.log_artifact(run_id, result.output_path)
         client.set_terminated(run_id, "FINISHED")
         return run_id, result, None
     except Exception as exc:  # noqa: BLE001 - a failed scoring never stops the daemon
