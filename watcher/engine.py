@@ -36,16 +36,14 @@ from mlflow.exceptions import MlflowException
 from structlog.contextvars import bound_contextvars
 
 from handlers import registration as reg
-from handlers.base import GateContext, GateResult, ModelRef
-from handlers.gates import evaluate, rejection_reason
-from watcher import attempts, audit, metrics, state
+from watcher import metrics, state
 from watcher.client import PROMPT_TAG
-from watcher.config import DEFAULT_AUDIT_EXPERIMENT, ChampionGate, WatchConfig, WatcherConfig
+from watcher.config import WatchConfig, WatcherConfig
 from watcher.errors import is_unreachable
 from watcher.logs import get_logger
 from watcher.production import reconcile_production
-from watcher.protection import begin_own_move
 from watcher.report import TickReport, WatchReport
+from watcher.runs import WatchTick, decide_page
 from watcher.search import SearchSupport, candidate_pages
 
 if TYPE_CHECKING:
@@ -143,25 +141,6 @@ def ensure_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
     return client.get_registered_model(name)
 
 
-@dataclass
-class _WatchTick:
-    """What one tick of one watch carries from run to run (never outlives the tick)."""
-
-    client: MlflowClient
-    watch: WatchConfig
-    session: Session
-    report: WatchReport
-    crash: reg.CrashHook
-    aliases: dict[str, str]
-    max_attempts: int
-    end_times: dict[str, int] = field(default_factory=dict)
-    """Version -> run end time (the session's, kept across ticks), so staging costs no extra read."""
-    champion: tuple[str | None, dict[str, float] | None] | None = None
-    """(production version, its run metrics), read at most once per tick."""
-    audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT
-    """Where the watcher's own staging moves are recorded (so staging_policy can tell them apart)."""
-
-
 def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
                      session: Session, wr: WatchReport, stop: threading.Event, crash: reg.CrashHook,
                      leading: Callable[[], bool] = _always) -> None:
@@ -171,18 +150,22 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         session.warned_missing.add(watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
-    tick = _WatchTick(client, watch, session, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
-                      config.max_run_attempts, session.end_times.setdefault(watch.model_name, {}),
-                      audit_experiment=config.audit_experiment)
+    tick = WatchTick(client, watch, wr, crash, {k: str(v) for k, v in (model.aliases or {}).items()},
+                     config.max_run_attempts, session.end_times.setdefault(watch.model_name, {}),
+                     audit_experiment=config.audit_experiment, leading=leading, stop=stop, workers=config.workers)
     cursor = state.read_cursor(model.tags, experiment_id)
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
     for page in candidate_pages(client, experiment_id, since, config.page_size, session.search, watch.run_filter):
-        for run in page:
-            undecided = state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) not in ("scoring", "audit")
-            if undecided and not leading():
-                return  # the lock is gone: no write at all, not even the cursor
-            if stop.is_set() or (undecided and not _process_run(tick, run)):
+        todo = [run for run in page if _undecided(run)]
+        if todo and not leading():
+            return  # the lock is gone: no write at all, not even the cursor
+        if stop.is_set():
+            break
+        outcomes = {o.run.info.run_id: o for o in decide_page(tick, todo)}
+        for run in page:  # the cursor passes only runs whose side effects all succeeded
+            outcome = outcomes.get(run.info.run_id)
+            if outcome is not None and (outcome.failed or not outcome.decided):
                 if leading():
                     _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
                 return
@@ -190,6 +173,13 @@ def _reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchCo
         if advanced > cursor and not leading():
             return
         cursor = _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
+    if leading():
+        _save_cursor(client, watch.model_name, experiment_id, cursor, advanced)
+
+
+def _undecided(run: Run) -> bool:
+    """A candidate: no decision yet, and not one of the watcher's own scoring or audit runs."""
+    return state.DECISION not in run.data.tags and run.data.tags.get(state.KIND) not in ("scoring", "audit")
 
 
 def _save_cursor(client: MlflowClient, model_name: str, experiment_id: str, old: int, new: int) -> int:
@@ -198,94 +188,3 @@ def _save_cursor(client: MlflowClient, model_name: str, experiment_id: str, old:
                                         state.dump({"end_time": new, "updated_at": state.now_iso()}))
         log.debug("cursor_advanced", experiment_id=experiment_id, end_time=new)
     return max(old, new)
-
-
-def _champion(tick: _WatchTick) -> tuple[str | None, dict[str, float] | None]:
-    """The production version and its run's metrics, when a champion gate needs them."""
-    if tick.champion is None:
-        tick.champion = (None, None)
-        watch = tick.watch
-        version = tick.aliases.get(watch.production_alias)
-        if version and any(isinstance(g, ChampionGate) for g in watch.gates):
-            mv = tick.client.get_model_version(watch.model_name, version)
-            metrics = dict(tick.client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
-            tick.champion = (version, metrics)
-    return tick.champion
-
-
-def _process_run(tick: _WatchTick, run: Run) -> bool:
-    """Decide one run. Returns False when it failed (the watch stops here for this tick)."""
-    client, watch, session, wr, crash = tick.client, tick.watch, tick.session, tick.report, tick.crash
-    run_id = run.info.run_id
-    with bound_contextvars(run_id=run_id):
-        try:
-            champion_version, champion_metrics = _champion(tick)
-            model = reg.resolve_model(client, run, watch.artifact_path)
-            ctx = GateContext(run=run, watch=watch, model=model,
-                              champion_metrics=champion_metrics, champion_version=champion_version)
-            results = evaluate(ctx, watch.gates)
-            if all(r.passed for r in results) and model is not None:
-                version = _register(tick, run, model, results)
-                wr.registered.append((run_id, version))
-                metrics.record_decision(watch.model_name, "registered")
-            else:
-                reason = rejection_reason(results)
-                existing = reg.tag_rejected_version(client, watch.model_name, run, results, reason, crash)
-                reg.record_decision(client, run_id, "rejected", results, reason=reason, crash=crash,
-                                    model_name=watch.model_name)
-                failed = [r.gate for r in results if not r.passed]
-                log.warning("run_rejected", reason=reason, failed_gates=failed, run_name=run.info.run_name,
-                            existing_version=existing)
-                wr.rejected.append((run_id, reason))
-                metrics.record_decision(watch.model_name, "rejected")
-            return True
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if is_unreachable(exc):
-                raise  # an outage, not this run's failure: the watch fails and the daemon backs off
-            return _count_failure(tick, run, f"{type(exc).__name__}: {exc}")
-
-
-def _count_failure(tick: _WatchTick, run: Run, error: str) -> bool:
-    """Count a failed attempt on the run; after ``max_run_attempts`` decide it ``error``."""
-    client, watch, wr = tick.client, tick.watch, tick.report
-    run_id = run.info.run_id
-    wr.errors.append(f"run {run_id}: {error}")
-    try:
-        count = attempts.record_failure(client, run, error)
-    except Exception as exc:  # noqa: BLE001 - not even the counter could be written: retry next tick
-        log.error("run_failed", error=error, attempt=None, max_attempts=tick.max_attempts,
-                  counter_error=f"{type(exc).__name__}: {exc}")
-        return False
-    log.error("run_failed", error=error, attempt=count, max_attempts=tick.max_attempts)
-    if count < tick.max_attempts:
-        return False
-    reason = f"processing failed {count} times (max_run_attempts); last error: {error}"
-    reg.record_decision(client, run_id, "error", [], reason=reason, model_name=watch.model_name)
-    log.error("run_errored", reason=reason, attempts=count, run_name=run.info.run_name)
-    metrics.record_decision(watch.model_name, "error")
-    return True
-
-
-def _register(tick: _WatchTick, run: Run, model: ModelRef, results: list[GateResult]) -> str:
-    client, watch, crash = tick.client, tick.watch, tick.crash
-    tags = reg.version_tags(watch, run, watch.experiment, results)
-    version, created = reg.find_or_create_version(client, watch.model_name, run, model, tags, crash)
-    with bound_contextvars(version=str(version.version)):
-        repaired = [] if created else reg.ensure_version_tags(client, version, tags, crash)
-        if repaired:
-            log.info("version_repaired", tags_written=sorted(repaired))
-        def on_move(prev: str | None, new: str) -> object:
-            intent = begin_own_move(client, tick.audit_experiment, watch, watch.staging_alias, new, prev, "stage",
-                                    f"run {run.info.run_id} passed the gates")
-            return lambda: audit.finish(client, intent)
-
-        previous = reg.move_staging(client, watch.model_name, watch.staging_alias, version,
-                                    run.info.end_time or 0, tick.aliases, tick.end_times, crash, on_move=on_move)
-        if previous is not None:
-            log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
-            metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)
-        reg.record_decision(client, run.info.run_id, "registered", results, version=str(version.version), crash=crash,
-                            model_name=watch.model_name)
-        log.info("run_registered", created=created, staging_moved=previous is not None,
-                 run_name=run.info.run_name, alias=watch.staging_alias if previous is not None else None)
-    return str(version.version)
