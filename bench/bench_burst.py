@@ -56,6 +56,10 @@ def watcher_drain(client: MlflowClient, uri: str, work: Path, experiment: str, r
         if not done:
             raise RuntimeError(f"the daemon did not register {len(run_ids)} runs; see {log_path}")
         last = max(epoch(e["timestamp"]) for e in done)  # type: ignore[union-attr]
+        started = next(epoch(e["timestamp"]) for e in events(log_path) if e.get("event") == "watcher_started")
+        first = min(epoch(e["timestamp"]) for e in done)  # type: ignore[union-attr]
+        print(f"  daemon: start-up (spawn to watcher_started) {started - spawned:.2f} s, first registration at "
+              f"{first - spawned:.2f} s, last at {last - spawned:.2f} s")
     finally:
         proc.terminate()
         proc.wait(30)

@@ -90,16 +90,36 @@ def version_tags(watch: WatchConfig, run: Run, experiment_name: str, results: Se
     }
 
 
-def find_version(client: MlflowClient, model_name: str, run_id: str) -> ModelVersion | None:
-    """The (lowest) existing version of ``model_name`` made from ``run_id``, if any."""
+def find_version(client: MlflowClient, model_name: str, run_id: str,
+                 known: dict[str, ModelVersion | None] | None = None) -> ModelVersion | None:
+    """The (lowest) existing version of ``model_name`` made from ``run_id``, if any.
+
+    ``known`` is the answer of :func:`versions_by_run` for a whole page (one request instead of
+    one per run); a run it does not cover is looked up on its own."""
+    if known is not None and run_id in known:
+        return known[run_id]
     found = client.search_model_versions(f"name='{model_name}' and run_id='{run_id}'")
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
+def versions_by_run(client: MlflowClient, model_name: str, run_ids: Sequence[str]) -> dict[str, ModelVersion | None]:
+    """Run id -> its (lowest) version of ``model_name`` or None, for many runs in one request."""
+    if not run_ids:
+        return {}
+    listed = ", ".join(f"'{r}'" for r in run_ids)
+    found: dict[str, ModelVersion | None] = dict.fromkeys(run_ids)
+    for version in client.search_model_versions(f"name='{model_name}' AND run_id IN ({listed})"):
+        held = found.get(version.run_id)
+        if held is None or int(version.version) < int(held.version):
+            found[version.run_id] = version
+    return found
+
+
 def find_or_create_version(client: MlflowClient, model_name: str, run: Run, model: ModelRef,
-                           tags: dict[str, str], crash: CrashHook = no_crash) -> tuple[ModelVersion, bool]:
+                           tags: dict[str, str], crash: CrashHook = no_crash,
+                           known: dict[str, ModelVersion | None] | None = None) -> tuple[ModelVersion, bool]:
     """Reuse the run's version or create one with ``tags``; returns (version, created)."""
-    existing = find_version(client, model_name, run.info.run_id)
+    existing = find_version(client, model_name, run.info.run_id, known)
     if existing is not None:
         return existing, False
     created = client.create_model_version(
@@ -159,13 +179,14 @@ def move_staging(client: MlflowClient, model_name: str, alias: str, version: Mod
 
 
 def tag_rejected_version(client: MlflowClient, model_name: str, run: Run, results: Sequence[GateResult],
-                         reason: str, crash: CrashHook = no_crash) -> str | None:
+                         reason: str, crash: CrashHook = no_crash,
+                         known: dict[str, ModelVersion | None] | None = None) -> str | None:
     """A rejected run whose version already exists (registered by the training job or by hand):
     record the rejection on that version too, so ``promote`` refuses it. Returns its number.
 
     It never gets governance tags or the staging alias.
     """
-    existing = find_version(client, model_name, run.info.run_id)
+    existing = find_version(client, model_name, run.info.run_id, known)
     if existing is None:
         return None
     tags = {state.DECISION: "rejected", state.REASON: state.truncate(reason, state.MODEL_TAG_LIMIT),

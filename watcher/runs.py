@@ -1,7 +1,7 @@
 """Deciding the runs of one page, in three phases, so a burst drains in parallel.
 
 1. ``prepare`` (a bounded thread pool, ``workers`` at a time): gates, then for a passing run its
-   version found or created with its tags; a rejected run is decided at once (decision tags,
+   version found (one lookup for the whole page) or created with its tags; a rejected run is decided at once (decision tags,
    and on a version the training job registered itself). Runs of one page are independent here.
 2. ``stage`` (the tick's thread): the staging alias moves once, forward only, to the newest
    passing run of the page; not once per run.
@@ -67,6 +67,8 @@ class WatchTick:
     workers: int = 1
     champion: tuple[str | None, dict[str, float] | None] = (None, None)
     """(production version, its run metrics), read once per page that has candidates."""
+    known: dict[str, ModelVersion | None] = field(default_factory=dict)
+    """Run id -> its existing version, read for the whole page in one request."""
 
 
 @dataclass
@@ -88,6 +90,7 @@ def decide_page(tick: WatchTick, runs: Sequence[Run]) -> list[Outcome]:
     if not runs:
         return []
     tick.champion = _champion(tick)
+    tick.known = reg.versions_by_run(tick.client, tick.watch.model_name, [run.info.run_id for run in runs])
     outcomes = _map(tick, lambda run: prepare(tick, run), runs)
     passing = [o for o in outcomes if o.version is not None]
     if not passing:
@@ -138,13 +141,14 @@ def prepare(tick: WatchTick, run: Run) -> Outcome:
             if all(r.passed for r in outcome.results) and model is not None:
                 tags = reg.version_tags(watch, run, watch.experiment, outcome.results)
                 outcome.version, outcome.created = reg.find_or_create_version(
-                    client, watch.model_name, run, model, tags, crash)
+                    client, watch.model_name, run, model, tags, crash, tick.known)
                 repaired = [] if outcome.created else reg.ensure_version_tags(client, outcome.version, tags, crash)
                 if repaired:
                     log.info("version_repaired", tags_written=sorted(repaired), version=str(outcome.version.version))
                 return outcome
             reason = rejection_reason(outcome.results)
-            existing = reg.tag_rejected_version(client, watch.model_name, run, outcome.results, reason, crash)
+            existing = reg.tag_rejected_version(client, watch.model_name, run, outcome.results, reason, crash,
+                                                tick.known)
             reg.record_decision(client, run_id, "rejected", outcome.results, reason=reason, crash=crash,
                                 model_name=watch.model_name)
             failed = [r.gate for r in outcome.results if not r.passed]
