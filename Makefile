@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SOAK_MINUTES ?= 10
 
 .PHONY: demo test venv bench clean
 
@@ -22,7 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python bench/bench_latency.py
+	$(BIN)/python bench/bench_burst.py
 	$(BIN)/python bench/bench_idle_poll.py
+	$(BIN)/python bench/bench_soak.py --minutes $(SOAK_MINUTES)
 	$(BIN)/python bench/bench_scoring.py
 	$(BIN)/python bench/bench_spark.py --rows 1000000
 

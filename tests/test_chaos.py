@@ -82,8 +82,12 @@ def test_kill_9_over_a_stream_of_runs(client, tracking_uri, names, tmp_path):
             kills += 1
         producer.join()
         assert not failed, failed
+        log_path = tmp_path / "daemon.log"
+        started = log_path.read_bytes().count(b'"watcher_started"')
         final = _start(config, log)
         deadline = time.monotonic() + 300
+        while log_path.read_bytes().count(b'"watcher_started"') <= started and time.monotonic() < deadline:
+            time.sleep(0.2)  # a SIGTERM during start-up (imports) would end it before its handler exists
         experiment_id = client.get_experiment_by_name(names["experiment"]).experiment_id
         while time.monotonic() < deadline:
             found = client.search_runs([experiment_id], f"tags.`{state.DECISION}` LIKE '%'", max_results=1000)

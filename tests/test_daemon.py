@@ -53,7 +53,7 @@ def test_sigterm_stops_cleanly_with_exit_0(client, make_config, names, tmp_path)
 
 
 def test_kill_9_at_any_moment_keeps_exactly_once(client, make_config, names, tmp_path):
-    make_config()
+    make_config(log="{level: DEBUG}")  # an idle tick says poll_completed (at debug): the loop's end
     runs = [train(names["experiment"], variant, seed=seed)
             for seed, variant in enumerate(["good", "shuffled", "good", "no_recall", "good", "extra_feature"])]
     decided_events = {"run_registered", "run_rejected", "staging_alias_moved", "version_repaired"}

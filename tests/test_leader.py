@@ -85,7 +85,8 @@ def test_two_leaders_compete_and_a_killed_session_hands_over(lock_url, names):
 @pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
 def test_engine_stops_writing_once_the_lock_is_lost(client, tracking_uri, lock_url, names, tmp_path):
     config_path = tmp_path / "watcher.yaml"
-    config_path.write_text(_yaml(tracking_uri, names, lock_url))
+    # one run at a time: with ``workers`` N, up to N writes already in flight may still complete
+    config_path.write_text(_yaml(tracking_uri, names, lock_url) .replace("log: {level: DEBUG}", "log: {level: DEBUG}\nworkers: 1"))
     config = load_config(config_path)
     first = train(names["experiment"], rows=200, n_estimators=2, seed=1)
     second = train(names["experiment"], rows=200, n_estimators=2, seed=2)

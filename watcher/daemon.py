@@ -84,7 +84,8 @@ class Poller:
             self.health.beat()
         report = self._poll_once()
         while self._pending.is_set() and not self.stop.is_set() and report is not None and not report.poll_failed:
-            report = self._poll_once()
+            again = self._poll_once()
+            report = report if again is None else report.then(again)
         return report
 
     def _poll_once(self) -> TickReport | None:
@@ -136,8 +137,10 @@ class Poller:
         registered = sum(len(w.registered) for w in report.watches)
         rejected = sum(len(w.rejected) for w in report.watches)
         scored = sum(len(w.scored) for w in report.watches)
-        level = log.info if registered or rejected or scored else log.debug
-        level("poll_completed", registered=registered, rejected=rejected, scored=scored, ok=report.ok)
+        queued = sum(len(w.queued) for w in report.watches)
+        level = log.info if registered or rejected or scored or queued else log.debug
+        level("poll_completed", registered=registered, rejected=rejected, scored=scored, scoring_queued=queued,
+              ok=report.ok)
 
 
 def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:

@@ -64,6 +64,7 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
         maybe_score(client, watch, tags, last, wr, now)
     elif due(tags, last, now):
         handoff(watch.model_name)
+        wr.queued.append(str(last["version"]))
 
 
 def _refusal(watch: WatchConfig, version: str, decision: str | None, reason: str) -> str:

@@ -18,6 +18,8 @@ class WatchReport:
     registered: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     scored: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    """Production versions handed to the scoring worker (scored off the poll thread)."""
     errors: list[str] = field(default_factory=list)
     poll_failed: bool = False
     """True when the watch itself failed (server down, 5xx): the daemon backs off."""
@@ -47,3 +49,15 @@ class TickReport:
         """True when every failed watch failed because the tracking server did not answer."""
         failed = [w for w in self.watches if w.poll_failed]
         return bool(failed) and all(w.unreachable for w in failed)
+
+    def then(self, later: TickReport) -> TickReport:
+        """This tick followed by ``later`` (one poll that looked again at once): the lists of
+        both, the flags of the later one, which says how the poll ended."""
+        earlier = {w.model_name: w for w in self.watches}
+        for watch in later.watches:
+            before = earlier.get(watch.model_name)
+            if before is not None:
+                for name in ("registered", "rejected", "scored", "queued", "errors"):
+                    setattr(watch, name, getattr(before, name) + getattr(watch, name))
+        later.stopped_early = later.stopped_early or self.stopped_early
+        return later

@@ -1,8 +1,10 @@
 """Deciding the runs of one page, in three phases, so a burst drains in parallel.
 
-1. ``prepare`` (a bounded thread pool, ``workers`` at a time): gates, then for a passing run its
-   version found (one lookup for the whole page) or created with its tags; a rejected run is decided at once (decision tags,
-   and on a version the training job registered itself). Runs of one page are independent here.
+1. ``check`` (a bounded thread pool, ``workers`` at a time): the model is resolved and the gates
+   run; a rejected run is decided at once (decision tags, and on a version the training job
+   registered itself). ``register`` (the tick's thread, in run order as checks complete): a
+   passing run's version is found (one lookup for the whole page) or created with its tags, so
+   version numbers follow the runs' end times as they would one at a time.
 2. ``stage`` (the tick's thread): the staging alias moves once, forward only, to the newest
    passing run of the page; not once per run.
 3. ``finish`` (the pool again): each passing run's decision tags, the commit marker, written
@@ -29,7 +31,7 @@ from mlflow.entities.model_registry import ModelVersion
 from structlog.contextvars import bound_contextvars
 
 from handlers import registration as reg
-from handlers.base import GateContext, GateResult
+from handlers.base import GateContext, GateResult, ModelRef
 from handlers.gates import evaluate, rejection_reason
 from watcher import attempts, audit, metrics
 from watcher.config import DEFAULT_AUDIT_EXPERIMENT, ChampionGate, WatchConfig
@@ -81,6 +83,7 @@ class Outcome:
     failed: bool = False
     """True when the run must be retried next tick (the cursor stops before it)."""
     results: list[GateResult] = field(default_factory=list)
+    model: ModelRef | None = None
     version: ModelVersion | None = None
     created: bool = False
 
@@ -91,8 +94,8 @@ def decide_page(tick: WatchTick, runs: Sequence[Run]) -> list[Outcome]:
         return []
     tick.champion = _champion(tick)
     tick.known = reg.versions_by_run(tick.client, tick.watch.model_name, [run.info.run_id for run in runs])
-    outcomes = _map(tick, lambda run: prepare(tick, run), runs)
-    passing = [o for o in outcomes if o.version is not None]
+    outcomes = _ordered(tick, lambda run: check(tick, run), runs, then=lambda outcome: register(tick, outcome))
+    passing = [o for o in outcomes if o.version is not None and not o.failed]
     if not passing:
         return outcomes
     if not tick.leading():
@@ -101,17 +104,32 @@ def decide_page(tick: WatchTick, runs: Sequence[Run]) -> list[Outcome]:
         return outcomes
     newest = max(passing, key=lambda o: (o.run.info.end_time or 0, o.run.info.start_time or 0))
     previous = stage(tick, newest)
-    _map(tick, lambda o: finish(tick, o, previous if o is newest else None), passing)
+    _ordered(tick, lambda o: finish(tick, o, previous if o is newest else None), passing)
+    for outcome in passing:
+        if outcome.decided:
+            tick.report.registered.append((outcome.run.info.run_id, str(outcome.version.version)))  # type: ignore[union-attr]
+            metrics.record_decision(tick.watch.model_name, "registered")
     return outcomes
 
 
-def _map(tick: WatchTick, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``fn`` over ``items`` on up to ``tick.workers`` threads, each with the caller's log context."""
+def _ordered(tick: WatchTick, fn: Callable[[T], R], items: Sequence[T],
+             then: Callable[[R], object] | None = None) -> list[R]:
+    """``fn`` over ``items`` on up to ``tick.workers`` threads (each with the caller's log context);
+    ``then`` runs on the calling thread on each result, in item order, as soon as it is ready."""
+    results: list[R] = []
     if tick.workers <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
+        for item in items:
+            results.append(fn(item))
+            if then is not None:
+                then(results[-1])
+        return results
     with ThreadPoolExecutor(max_workers=min(tick.workers, len(items)), thread_name_prefix="decide") as pool:
         futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
-        return [future.result() for future in futures]
+        for future in futures:
+            results.append(future.result())
+            if then is not None:
+                then(results[-1])
+    return results
 
 
 def _champion(tick: WatchTick) -> tuple[str | None, dict[str, float] | None]:
@@ -124,8 +142,8 @@ def _champion(tick: WatchTick) -> tuple[str | None, dict[str, float] | None]:
     return version, (dict(tick.client.get_run(mv.run_id).data.metrics) if mv.run_id else {})
 
 
-def prepare(tick: WatchTick, run: Run) -> Outcome:
-    """Phase 1 for one run: gates; a passing run's version (with tags); a rejected run's decision."""
+def check(tick: WatchTick, run: Run) -> Outcome:
+    """Phase 1 on the pool: resolve the model and run the gates; a rejected run is decided here."""
     client, watch, wr, crash = tick.client, tick.watch, tick.report, tick.crash
     run_id = run.info.run_id
     outcome = Outcome(run)
@@ -134,18 +152,12 @@ def prepare(tick: WatchTick, run: Run) -> Outcome:
         return outcome
     with bound_contextvars(run_id=run_id):
         try:
-            model = reg.resolve_model(client, run, watch.artifact_path)
-            ctx = GateContext(run=run, watch=watch, model=model,
+            outcome.model = reg.resolve_model(client, run, watch.artifact_path)
+            ctx = GateContext(run=run, watch=watch, model=outcome.model,
                               champion_metrics=tick.champion[1], champion_version=tick.champion[0])
             outcome.results = evaluate(ctx, watch.gates)
-            if all(r.passed for r in outcome.results) and model is not None:
-                tags = reg.version_tags(watch, run, watch.experiment, outcome.results)
-                outcome.version, outcome.created = reg.find_or_create_version(
-                    client, watch.model_name, run, model, tags, crash, tick.known)
-                repaired = [] if outcome.created else reg.ensure_version_tags(client, outcome.version, tags, crash)
-                if repaired:
-                    log.info("version_repaired", tags_written=sorted(repaired), version=str(outcome.version.version))
-                return outcome
+            if all(r.passed for r in outcome.results) and outcome.model is not None:
+                return outcome  # registered on the tick's thread, in run order
             reason = rejection_reason(outcome.results)
             existing = reg.tag_rejected_version(client, watch.model_name, run, outcome.results, reason, crash,
                                                 tick.known)
@@ -158,12 +170,36 @@ def prepare(tick: WatchTick, run: Run) -> Outcome:
             metrics.record_decision(watch.model_name, "rejected")
             outcome.decided = True
         except Exception as exc:  # noqa: BLE001 - classified below
-            if is_unreachable(exc):
-                raise  # an outage, not this run's failure: the watch fails and the daemon backs off
-            outcome.version = None
-            outcome.decided = _count_failure(tick, run, f"{type(exc).__name__}: {exc}")
-            outcome.failed = not outcome.decided
+            _failed(tick, outcome, exc)
         return outcome
+
+
+def register(tick: WatchTick, outcome: Outcome) -> None:
+    """Phase 1 on the tick's thread, in run order: a passing run's version, found or created, with its tags."""
+    if outcome.decided or outcome.failed or outcome.model is None:
+        return
+    client, watch, run = tick.client, tick.watch, outcome.run
+    if not tick.leading():
+        outcome.failed = True
+        return
+    with bound_contextvars(run_id=run.info.run_id):
+        try:
+            tags = reg.version_tags(watch, run, watch.experiment, outcome.results)
+            outcome.version, outcome.created = reg.find_or_create_version(
+                client, watch.model_name, run, outcome.model, tags, tick.crash, tick.known)
+            repaired = [] if outcome.created else reg.ensure_version_tags(client, outcome.version, tags, tick.crash)
+            if repaired:
+                log.info("version_repaired", tags_written=sorted(repaired), version=str(outcome.version.version))
+        except Exception as exc:  # noqa: BLE001 - classified below
+            outcome.version = None
+            _failed(tick, outcome, exc)
+
+
+def _failed(tick: WatchTick, outcome: Outcome, exc: Exception) -> None:
+    if is_unreachable(exc):
+        raise exc  # an outage, not this run's failure: the watch fails and the daemon backs off
+    outcome.decided = _count_failure(tick, outcome.run, f"{type(exc).__name__}: {exc}")
+    outcome.failed = not outcome.decided
 
 
 def stage(tick: WatchTick, newest: Outcome) -> str | None:
@@ -197,15 +233,11 @@ def finish(tick: WatchTick, outcome: Outcome, previous: str | None) -> None:
             reg.record_decision(client, run.info.run_id, "registered", outcome.results, version=str(version.version),
                                 crash=tick.crash, model_name=watch.model_name)
         except Exception as exc:  # noqa: BLE001 - the version and alias stand; the decision is retried
-            if is_unreachable(exc):
-                raise
-            outcome.decided = _count_failure(tick, run, f"{type(exc).__name__}: {exc}")
-            outcome.failed = not outcome.decided
+            _failed(tick, outcome, exc)
+            outcome.decided = False  # counted, but never reported as registered
             return
         log.info("run_registered", created=outcome.created, staging_moved=previous is not None,
                  run_name=run.info.run_name, alias=watch.staging_alias if previous is not None else None)
-    tick.report.registered.append((run.info.run_id, str(version.version)))
-    metrics.record_decision(watch.model_name, "registered")
     outcome.decided = True
 
 
