@@ -60,17 +60,6 @@ def maybe_score(client: MlflowClient, watch: WatchConfig, tags: dict[str, str], 
     if not due(tags, entry, now):
         return
     failure = state.load(tags.get(state.SCORING_FAILURE))
-    if same_change(failure, entry) and now < failure.get("next_attempt_at", 0):  # type: ignore[union-attr]
-        log.debug("scoring_backoff", version=entry["version"], next_attempt_at=failure["next_attempt_at"])
-        return False
-    return True
-
-
-def maybe_score(client: MlflowClient, watch: WatchConfig, tags: dict[str, str], entry: dict[str, Any],
-                 wr: WatchReport, now: float) -> None:
-    if not due(tags, entry, now):
-        return
-    failure = state.load(tags.get(state.SCORING_FAILURE))
     version = str(entry["version"])
     with bound_contextvars(version=version):
         run_id, result, error = _score(client, watch, entry)
