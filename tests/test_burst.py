@@ -47,3 +47,12 @@ def test_a_crash_inside_a_parallel_burst_is_repaired_exactly_once(client, make_c
         reconcile_once(client, config, session=Session(), crash=crash_at(point))
     assert reconcile_once(client, config, session=Session()).ok
     _assert_exactly_once(client, names["model"], runs)
+
+
+def test_a_backlog_longer_than_a_page_is_drained_in_one_tick(client, make_config, names):
+    """Decided runs leave the server-side result set as the tick goes: no page may be skipped."""
+    config = make_config(workers=4, page_size=3)
+    runs = _burst(names["experiment"])
+    report = reconcile_once(client, config, session=Session())
+    assert report.ok and len(report.watches[0].registered) == 7 and len(report.watches[0].rejected) == 3
+    _assert_exactly_once(client, names["model"], runs)

@@ -44,18 +44,33 @@ def query(since_ms: int, undecided_only: bool, run_filter: str | None = None) ->
 
 def candidate_pages(client: MlflowClient, experiment_id: str, since_ms: int, page_size: int,
                     support: SearchSupport, run_filter: str | None = None) -> Iterator[list[Run]]:
-    """Pages of candidate runs, oldest end time first; decided runs are left out where the server can."""
-    token = None
+    """Pages of candidate runs, oldest end time first; decided runs are left out where the server can.
+
+    With the ``IS NULL`` filter the result set shrinks as the caller decides runs, so an offset
+    page token would skip runs: each page is asked for afresh from the start instead, and runs
+    already handed out are never handed out twice (the caller stops its tick at a run it could
+    not decide)."""
+    token, seen = None, set()
     while True:
         try:
             page = client.search_runs([experiment_id], query(since_ms, support.null_filter, run_filter),
-                                      max_results=page_size, order_by=ORDER, page_token=token)
+                                      max_results=page_size, order_by=ORDER,
+                                      page_token=None if support.null_filter else token)
         except MlflowException as exc:
-            if not (support.null_filter and token is None and exc.error_code == "INVALID_PARAMETER_VALUE"):
+            if not (support.null_filter and token is None and not seen and exc.error_code == "INVALID_PARAMETER_VALUE"):
                 raise
             support.null_filter = False
             log.warning("search_null_filter_unsupported", error=str(exc),
                         hint="decided runs inside the overlap window are now filtered by the watcher")
+            continue
+        if support.null_filter:
+            fresh = [run for run in page if run.info.run_id not in seen]
+            if not fresh:
+                return
+            seen.update(run.info.run_id for run in fresh)
+            yield fresh
+            if not page.token:
+                return
             continue
         yield list(page)
         token = page.token
