@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watcher.config import WatcherConfig, load_config
+from watcher.config import load_config
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"

@@ -31,7 +31,7 @@ from handlers import spark_scoring
 from watcher.config import WatcherConfig
 from watcher.engine import Session, reconcile_once
 from watcher import metrics
-from watcher.client import WatcherClient
+from watcher.client import make_client
 from watcher.errors import is_unreachable
 from watcher.http import Health, HttpServer, build_app
 from watcher.leader import Leader
@@ -165,7 +165,7 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
             leader.close()
         return 1
     if any(w.scoring is not None for w in config.watches):
-        own_client = WatcherClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri or config.tracking_uri)
+        own_client = make_client(config)  # the worker's own client, as configured for the daemon
         poller.scorer = ScoringWorker(own_client, config, leading=leader.holds if leader else None).start()
     log.info("watcher_started", tracking_uri=config.tracking_uri, watches=len(config.watches),
              poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None,

@@ -86,12 +86,7 @@ class Leader:
             metrics.set_leader(model, False)
         self._held.clear()
         self._standby_logged.clear()
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self._conn = None
+        self._close_connection()
 
     def acquire(self, model_name: str) -> bool:
         """Before a watch: True when this replica holds (or just took) the model's lock."""
@@ -137,9 +132,13 @@ class Leader:
             for model in self._held:
                 metrics.set_leader(model, False)
             self._held.clear()
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
-            self._conn = None
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        """Close the lock session (PostgreSQL frees every lock it held); never raises."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken: closed either way
+                pass
+        self._conn = None
