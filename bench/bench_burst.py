@@ -16,12 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import epoch, events, machine, start_daemon, wait_for, write_config
-
-import watcher  # noqa: F401
 import mlflow
+from common import epoch, events, machine, start_daemon, wait_for, write_config
 from mlflow import MlflowClient
 
+import watcher  # noqa: F401
 from demo.churn import train_run
 from watcher.testing import start_mlflow_server, stop
 

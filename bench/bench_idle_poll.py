@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -25,18 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import watcher  # noqa: F401,E402
 import mlflow  # noqa: E402
 import mlflow.utils.rest_utils as rest_utils  # noqa: E402
+from common import cpu_seconds, machine, server_worker_pid  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
-from watcher import state  # noqa: E402
+import watcher  # noqa: F401,E402
 from watcher.config import WatchConfig, WatcherConfig  # noqa: E402
 from watcher.engine import Session, reconcile_once  # noqa: E402
-from watcher.logs import configure_logging  # noqa: E402
+from watcher.obs.logs import configure_logging  # noqa: E402
+from watcher.store import codec  # noqa: E402
+from watcher.store import keys as state  # noqa: E402
 from watcher.testing import start_mlflow_server, stop  # noqa: E402
-
-from common import cpu_seconds, machine, server_worker_pid  # noqa: E402
 
 REQUESTS = {"n": 0}
 _original = rest_utils.http_request
@@ -137,7 +136,7 @@ def main() -> None:
         # the cursor as the watcher leaves it after deciding those runs: at the newest one's end time
         client.create_registered_model("m_history")
         client.set_registered_model_tag("m_history", state.cursor_key(exp_id),
-                                        state.dump({"end_time": newest, "updated_at": state.now_iso()}))
+                                        codec.dump({"end_time": newest, "updated_at": codec.now_iso()}))
         results = measure(client, configs, args.polls, server_worker_pid(proc.pid))
         naive_ms, naive_requests = naive_rescan(client, "history", 200)
     finally:
@@ -146,7 +145,7 @@ def main() -> None:
     empty, history = results["empty"], results["history"]
     print(f"\nidle poll, mean of {args.polls} per experiment, one watch, SQLite-backed mlflow server ({machine()}):")
     print(f"  {'experiment':40} {'requests':>9} {'wall ms':>8} {'watcher CPU ms':>15} {'server CPU ms':>14}")
-    for label, row in ((f"empty (0 runs)", empty), (f"history ({args.runs} decided, {args.recent} in overlap)", history)):
+    for label, row in (("empty (0 runs)", empty), (f"history ({args.runs} decided, {args.recent} in overlap)", history)):
         print(f"  {label:40} {row['requests']:>9.1f} {row['wall_ms']:>8.1f} {row['watcher_cpu_ms']:>15.1f} "
               f"{row['server_cpu_ms']:>14.1f}")
     ratio = {k: history[k] / empty[k] if empty[k] else float("nan") for k in empty}

@@ -22,12 +22,11 @@ import threading
 import time
 from pathlib import Path
 
-from common import epoch, events, machine, median, pct, start_daemon, wait_for, write_config
-
-import watcher  # noqa: F401
 import mlflow
+from common import epoch, events, machine, median, pct, start_daemon, wait_for, write_config
 from mlflow import MlflowClient
 
+import watcher  # noqa: F401
 from demo.churn import train_run
 from watcher.testing import start_mlflow_server, stop
 

@@ -31,10 +31,10 @@ def _rss_mb() -> float:
 
 
 def child(kind: str, uri: str, csv: str, out_dir: str, chunk_rows: int) -> None:
-    import watcher  # noqa: F401
     import mlflow
     import pandas as pd
 
+    import watcher  # noqa: F401
     from handlers.scoring import ScoringRequest, batch_score
     from watcher.config import ScoringConfig
 
@@ -52,10 +52,10 @@ def child(kind: str, uri: str, csv: str, out_dir: str, chunk_rows: int) -> None:
 
 
 def prepare(work: Path, rows: int) -> tuple[str, str]:
-    import watcher  # noqa: F401
     import mlflow
     from mlflow import MlflowClient
 
+    import watcher  # noqa: F401
     from demo.churn import customer_data, train_run
 
     uri = f"sqlite:///{work / 'mlflow.db'}"

@@ -16,11 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 from common import events, machine, rss_mib, start_daemon, wait_for, write_config
 
 import watcher  # noqa: F401
-import mlflow
-
 from demo.churn import train_run
 from watcher.testing import start_mlflow_server, stop
 
@@ -60,7 +59,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     warm = next(rss for minute, rss in samples if minute >= args.warmup)
     end = samples[-1][1]
-    print(f"\nsoak: {args.minutes:g} min, a run every {args.every:g} s, {runs} runs logged, {registered} registered ({machine()})")
+    print(f"\nsoak: {args.minutes:g} min, a run every {args.every:g} s, {runs} runs logged, {registered} registered "
+          f"({machine()})")
     print("  minute  RSS MiB")
     for minute, rss in samples[:: max(1, len(samples) // 12)] + [samples[-1]]:
         print(f"  {minute:6.1f}  {rss:7.1f}")

@@ -82,10 +82,10 @@ class TreeSampler(threading.Thread):
 
 
 def child(kind: str, uri: str, csv: str, out_dir: str, master: str) -> None:
-    import watcher  # noqa: F401
     import mlflow
     import pandas as pd
 
+    import watcher  # noqa: F401
     from handlers.scoring import ScoringRequest, batch_score
     from watcher.config import ScoringConfig, SparkConfig
 

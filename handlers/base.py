@@ -15,9 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from watcher.imports import import_callable  # re-exported for custom gates
+from watcher.config import GateSpec
+from watcher.config.imports import import_callable
+from watcher.store.models import ModelRef
+
+__all__ = ["BUILTINS", "Gate", "GateContext", "GateFn", "GateResult", "ModelRef", "builtin", "coerce_result",
+           "import_callable", "run_gate"]
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -44,19 +49,6 @@ class GateResult:
 
 
 @dataclass(frozen=True)
-class ModelRef:
-    """Where the run's model lives: a LoggedModel (``models:/m-...``) or a run artifact folder."""
-
-    source: str
-    model_id: str | None
-    signature: ModelSignature | None
-    error: str | None = None
-    """Why the model's ``MLmodel`` could not be read (not YAML, not a model); None when it could."""
-    flavors: Mapping[str, Any] | None = None
-    """The MLmodel file's ``flavors`` (read once with the signature); None when it could not be read."""
-
-
-@dataclass(frozen=True)
 class GateContext:
     """Everything a gate may read. Built once per run by the engine; gates never write."""
 
@@ -69,7 +61,7 @@ class GateContext:
 
     @property
     def run_id(self) -> str:
-        return self.run.info.run_id
+        return str(self.run.info.run_id)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -114,3 +106,21 @@ def run_gate(name: str, gate: Callable[..., Any], ctx: GateContext, **kwargs: An
         return coerce_result(name, gate(ctx, **kwargs))
     except Exception as exc:  # noqa: BLE001 - a gate's error is its verdict
         return GateResult(name, False, f"gate raised {type(exc).__name__}: {exc}")
+
+
+GateFn = Callable[[GateContext, Any], GateResult]
+"""A built-in gate's function: the context and its config block."""
+BUILTINS: dict[type[GateSpec], GateFn] = {}
+"""Config class -> the function that evaluates it."""
+S = TypeVar("S", bound=GateSpec)
+
+
+def builtin(spec: type[S]) -> Callable[[Callable[[GateContext, S], GateResult]], Callable[[GateContext, S], GateResult]]:
+    """Register the decorated function as the evaluator of the built-in gate ``spec``."""
+
+    def register(fn: Callable[[GateContext, S], GateResult]) -> Callable[[GateContext, S], GateResult]:
+        BUILTINS[spec] = fn
+        return fn
+
+    return register
+

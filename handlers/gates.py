@@ -1,7 +1,9 @@
 """Built-in gates. Each is ``gate(ctx, cfg) -> GateResult`` and reads only the context.
 
-To add a built-in gate: write a function here, add its config model in ``watcher/config.py``
-and one line in ``_BUILTINS``. For a team-specific gate, use a custom handler instead
+The registry: ``@builtin(SpecClass)`` registers a gate's function for its config class. A new
+built-in gate is its config class in ``watcher/config/gates.py`` (``class MyGate(GateSpec,
+key="my_key")``, which registers the YAML key) and its function here under ``@builtin(MyGate)``;
+nothing else lists gates. For a team-specific gate, use a custom handler instead
 (``{handler: "pkg.mod:fn"}``, protocol in ``handlers/base.py``).
 """
 
@@ -12,10 +14,17 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from handlers.base import GateContext, GateResult, import_callable, run_gate
-from handlers.serialization import safe_serialization_gate
-from watcher.config import (ChampionGate, CustomGate, DataGate, FeaturesGate, GateConfig, MetricGate,
-                            SafeSerializationGate)
+from handlers import serialization  # noqa: F401 - registers the safe_serialization gate
+from handlers.base import BUILTINS, GateContext, GateFn, GateResult, builtin, import_callable, run_gate
+from watcher.config import (
+    ChampionGate,
+    CustomGate,
+    DataGate,
+    FeaturesGate,
+    GateConfig,
+    GateSpec,
+    MetricGate,
+)
 
 
 def _fmt(value: Any) -> str:
@@ -33,6 +42,7 @@ def model_present(ctx: GateContext) -> GateResult:
     return GateResult("model", True, "", ctx.model.source, path)
 
 
+@builtin(MetricGate)
 def metric_gate(ctx: GateContext, cfg: MetricGate) -> GateResult:
     """``min <= metric <= max``; missing or NaN is a rejection."""
     name = f"metric:{cfg.metric}"
@@ -55,6 +65,7 @@ def _bounds(cfg: MetricGate) -> str:
     return " and ".join(p for p in parts if p)
 
 
+@builtin(FeaturesGate)
 def features_gate(ctx: GateContext, cfg: FeaturesGate) -> GateResult:
     """The signature's input names must be exactly ``features``; the reason names each difference."""
     expected = sorted(set(cfg.features))
@@ -70,6 +81,7 @@ def features_gate(ctx: GateContext, cfg: FeaturesGate) -> GateResult:
     return GateResult("features", False, "feature set mismatch: " + ", ".join(parts), sorted(map(str, actual)), expected)
 
 
+@builtin(ChampionGate)
 def champion_gate(ctx: GateContext, cfg: ChampionGate) -> GateResult:
     """Challenger vs the production version's run, like ``mlflow.models.MetricThreshold``."""
     name = f"champion:{cfg.champion}"
@@ -110,6 +122,7 @@ def _dataset_columns(schema_json: str) -> list[str]:
     return [str(spec["name"]) for spec in specs if isinstance(spec, dict) and "name" in spec]
 
 
+@builtin(DataGate)
 def data_gate(ctx: GateContext, cfg: DataGate) -> GateResult:
     """Training-data alignment against the run's logged dataset inputs (``mlflow.log_input``)."""
     threshold = cfg.model_dump(exclude_none=True)
@@ -127,7 +140,7 @@ def data_gate(ctx: GateContext, cfg: DataGate) -> GateResult:
         return GateResult("data", False, f"no {want}{' with context ' + cfg.context if cfg.context else ''} "
                           f"logged (found {seen})", seen, threshold)
     dataset = matches[-1]
-    columns = _dataset_columns(dataset.schema)
+    columns = _dataset_columns(dataset.schema or "")
     problems = []
     missing = sorted(set(cfg.columns) - set(columns))
     if missing:
@@ -152,15 +165,6 @@ def data_gate(ctx: GateContext, cfg: DataGate) -> GateResult:
     return GateResult("data", True, "", value, threshold)
 
 
-_BUILTINS: dict[type, Callable[[GateContext, Any], GateResult]] = {
-    MetricGate: metric_gate,
-    FeaturesGate: features_gate,
-    ChampionGate: champion_gate,
-    DataGate: data_gate,
-    SafeSerializationGate: safe_serialization_gate,
-}
-
-
 def evaluate(ctx: GateContext, gates: Sequence[GateConfig]) -> list[GateResult]:
     """Run the implicit model check and every configured gate; keep every result."""
     results = [run_gate("model", model_present, ctx)]
@@ -168,11 +172,18 @@ def evaluate(ctx: GateContext, gates: Sequence[GateConfig]) -> list[GateResult]:
         if isinstance(cfg, CustomGate):
             results.append(run_gate(cfg.handler, import_callable(cfg.handler), ctx, **cfg.kwargs))
         else:
-            fn = _BUILTINS[type(cfg)]
-            results.append(run_gate(fn.__name__.removesuffix("_gate"), lambda c, fn=fn, cfg=cfg: fn(c, cfg), ctx))
+            fn = BUILTINS[type(cfg)]
+            results.append(run_gate(fn.__name__.removesuffix("_gate"), _bound(fn, cfg), ctx))
     return results
 
 
 def rejection_reason(results: Sequence[GateResult]) -> str:
     """``; ``-joined reasons of the failed gates, each prefixed by the gate name."""
     return "; ".join(f"{r.gate}: {r.reason}" for r in results if not r.passed)
+
+
+def _bound(fn: GateFn, cfg: GateSpec) -> Callable[[GateContext], GateResult]:
+    def gate(ctx: GateContext) -> GateResult:
+        return fn(ctx, cfg)
+
+    return gate

@@ -17,12 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
 
 from watcher.config import ScoringConfig, scoring_inputs
 
@@ -69,8 +71,8 @@ def _header(path: str) -> list[str]:
     return list(pd.read_csv(path, nrows=0).columns)
 
 
-def _required_columns(model: mlflow.pyfunc.PyFuncModel) -> list[str]:
-    schema = model.metadata.get_input_schema()
+def _required_columns(model: PyFuncModel) -> list[str]:
+    schema = model.metadata.get_input_schema()  # type: ignore[no-untyped-call]
     if schema is None or not schema.has_input_names():
         return []
     return [str(spec.name) for spec in schema.inputs if getattr(spec, "required", True)]
@@ -85,7 +87,7 @@ def check_inputs(files: list[str], required: list[str]) -> None:
             raise ScoringError(f"scoring input not found: {path}", file=path)
         try:
             header = _header(path)
-        except Exception as exc:  # noqa: BLE001 - any reader error means unreadable
+        except Exception as exc:
             raise ScoringError(f"scoring input unreadable: {path}: {exc}", file=path) from exc
         missing = [c for c in required if c not in header]
         if missing:
@@ -141,7 +143,7 @@ def batch_score(request: ScoringRequest) -> ScoringResult:
     return ScoringResult(rows=rows, output_path=str(final))
 
 
-def _as_column(predictions: object) -> object:
+def _as_column(predictions: Any) -> Any:
     if isinstance(predictions, pd.DataFrame):
         return predictions.iloc[:, 0].to_numpy()
     if isinstance(predictions, pd.Series):

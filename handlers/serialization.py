@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.base import GateContext, GateResult
+from handlers.base import GateContext, GateResult, builtin
 from watcher.config import SafeSerializationGate
 
 SAFE_FORMATS = ("skops",)
@@ -44,6 +44,7 @@ def _sklearn(flavor: dict[str, Any], trusted: list[str]) -> str | None:
     return f"sklearn flavor uses serialization_format '{fmt}', which this gate does not understand"
 
 
+@builtin(SafeSerializationGate)
 def safe_serialization_gate(ctx: GateContext, cfg: SafeSerializationGate) -> GateResult:
     """Pass only models whose every flavor is known to load without unpickling."""
     if ctx.model is None and cfg.safe_serialization:
@@ -68,8 +69,8 @@ def check_flavors(flavors: Any, cfg: SafeSerializationGate) -> GateResult:
     judged = {name: conf for name, conf in flavors.items() if name != GENERIC} or {GENERIC: flavors[GENERIC]}
     value: dict[str, Any] = {}
     problems = []
-    for name, conf in judged.items():
-        conf = conf if isinstance(conf, dict) else {}
+    for name, raw in judged.items():
+        conf = raw if isinstance(raw, dict) else {}
         if name == "sklearn":
             value[name] = {"serialization_format": conf.get("serialization_format"),
                            "skops_trusted_types": conf.get("skops_trusted_types")}

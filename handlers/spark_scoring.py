@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from handlers import spark_logs
 from handlers.scoring import ScoringError, ScoringRequest, ScoringResult, _columns_named
-from watcher import state
 from watcher.config import ScoringConfig, SparkConfig, is_uri
-from watcher.logs import get_logger
+from watcher.obs.logs import get_logger
+from watcher.store.codec import truncate
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -98,15 +98,15 @@ def _launch_jvm(settings: dict[str, str]) -> None:
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
 
-    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:  # noqa: SLF001
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
         return  # already running, or spark-submit started it (its output is the launcher's)
     conf = SparkConf().setAll(list(settings.items()))
     write_fd = spark_logs.forward_output()
     try:
-        gateway = launch_gateway(conf, popen_kwargs={"stdout": write_fd, "stderr": write_fd})
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": write_fd, "stderr": write_fd})  # type: ignore[no-untyped-call]
     finally:
         os.close(write_fd)
-    SparkContext._ensure_initialized(gateway=gateway, conf=conf)  # noqa: SLF001
+    SparkContext._ensure_initialized(gateway=gateway, conf=conf)
 
 
 def stop_session() -> None:
@@ -127,12 +127,12 @@ def _stop_jvm() -> None:
     """End the JVM this process launched (its Python workers with it); not one spark-submit owns."""
     from pyspark import SparkContext
 
-    gateway = SparkContext._gateway  # noqa: SLF001
+    gateway = SparkContext._gateway
     proc = getattr(gateway, "proc", None)
     if gateway is None or proc is None:
         return
     gateway.shutdown()
-    SparkContext._gateway = SparkContext._jvm = None  # noqa: SLF001
+    SparkContext._gateway = SparkContext._jvm = None
     proc.stdin.close()  # the gateway server exits when its stdin closes
     try:
         proc.wait(timeout=30)
@@ -212,7 +212,7 @@ def spark_score(request: ScoringRequest) -> ScoringResult:
     try:
         try:
             scored.write.mode("errorifexists").parquet(target)
-        except Exception as exc:  # noqa: BLE001 - a failed Spark job: say why in one line
+        except Exception as exc:
             reason = _job_error(exc)
             raise ScoringError(f"scoring input {config.input} failed in Spark: {reason}", file=config.input,
                                columns=_columns_named(reason, frame.columns)) from exc
@@ -237,9 +237,9 @@ def _local_rows(folder: str) -> int:
 
 
 def _has_success_marker(spark: SparkSession, location: str) -> bool:
-    jvm: Any = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop FileSystem API, as Spark's committer uses
+    jvm: Any = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(f"{location}/_SUCCESS")
-    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # noqa: SLF001
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))
 
 
 _ERROR_LINE = re.compile(r"^\s*(?:[\w.]+(?:Error|Exception)|\[[A-Z_.]+\])[:\s].*$")
@@ -255,7 +255,7 @@ def _job_error(exc: BaseException) -> str:
     if not starts:
         return _first_line(exc)
     first = (python or starts)[-1]
-    block = []
+    block: list[str] = []
     for line in lines[first:]:
         if block and line.startswith(_JAVA):
             break
@@ -263,7 +263,7 @@ def _job_error(exc: BaseException) -> str:
     name = block[0].split(":", 1)[0]
     tail = block[-1]
     text = f"{name}: {tail.rsplit('Error: ', 1)[1]}" if len(block) > 1 and "Error: " in tail else " ".join(block)
-    return state.truncate(text, 1000)
+    return truncate(text, 1000)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -12,12 +12,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-import watcher  # noqa: F401  (MLflow logging environment first)
 import mlflow
+import pytest
 from mlflow import MlflowClient
 
+import watcher  # noqa: F401  (MLflow logging environment first)
 from watcher.config import WatcherConfig, load_config
 from watcher.testing import start_mlflow_server, stop
 
@@ -67,6 +66,37 @@ def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     stop(proc)
     if database:
         _drop_database(database)
+
+
+MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris() -> Iterator[None]:
+    """Leave MLflow's URIs as the test found them: ``mlflow.set_tracking_uri`` (the ``client``
+    fixture, some tests) exports ``$MLFLOW_TRACKING_URI``/``$MLFLOW_REGISTRY_URI``, and the config
+    now prefers that variable to the file's ``tracking_uri``, so a stale one would point a later
+    test's config (and the daemons it starts) at another test's server.
+
+    Restored after the test rather than deleted before it: the ``client`` fixture sets them on
+    purpose (subprocesses inherit them), and a value from the outer environment stays as it was.
+    MLflow's own globals are restored too, or its ``set_tracking_uri(same URI)`` in the next test
+    would be a no-op that never exports the variable again.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {name: os.environ.get(name) for name in MLFLOW_URI_VARS}
+    saved_globals = [(module, attr, getattr(module, attr)) for module, attr in
+                     ((tracking_utils, "_tracking_uri"), (registry_utils, "_registry_uri")) if hasattr(module, attr)]
+    yield
+    for name, value in saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    for module, attr, value in saved_globals:
+        setattr(module, attr, value)
 
 
 @pytest.fixture()

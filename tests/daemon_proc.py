@@ -132,7 +132,7 @@ class LiveClient:
 
     def __init__(self, app) -> None:  # noqa: ANN001 - a Starlette app
         from watcher.config import HttpConfig
-        from watcher.http import HttpServer
+        from watcher.service.http import HttpServer
 
         self.server = HttpServer(app, HttpConfig(host="127.0.0.1", port=0))
         self.server.start()

@@ -7,13 +7,17 @@ import json
 import time
 
 import pytest
-
 from helpers import SimulatedCrash, captured, crash_at, events, train, versions_of
-from watcher import audit, state
+
 from watcher.cli import main
 from watcher.engine import reconcile_once
-from watcher.production import INTENT_TTL_S, production_history, promote, reconcile_production, rollback
-from watcher.report import WatchReport
+from watcher.engine.policy import INTENT_TTL_S
+from watcher.engine.production import reconcile_production
+from watcher.engine.promotion import production_history, promote, rollback
+from watcher.engine.report import WatchReport
+from watcher.store import audit, codec
+from watcher.store import keys as state
+from watcher.store.migration import migrate_legacy
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
 
@@ -74,24 +78,24 @@ def test_legacy_history_tag_is_carried_over_exactly_once(client, make_config, na
             "action": "promote", "reason": "second, same second"},
            {"seq": 3, "version": v1, "previous": v2, "at": "2026-02-01T09:30:00Z", "by": "carol",
             "action": "rollback", "reason": "third"}]
-    client.set_registered_model_tag(names["model"], state.HISTORY, state.dump({"entries": old}))
+    client.set_registered_model_tag(names["model"], state.HISTORY, codec.dump({"entries": old}))
     client.set_registered_model_alias(names["model"], "production", v1)
     tags = dict(client.get_registered_model(names["model"]).tags)
     with pytest.raises(SimulatedCrash):  # a crash after the first migrated entry
-        audit.migrate_legacy(client, config.audit_experiment, names["model"], tags, "production",
+        migrate_legacy(client, config.audit_experiment, names["model"], tags, "production",
                              crash=crash_at("after_migrate_entry"))
     with captured() as logs:
         reconcile_once(client, config)  # the daemon finishes the migration and sees no external move
     assert not events(logs, "production_alias_changed")
     entries = production_history(client, watch)
-    assert [(e["version"], e["by"], e["reason"], e["at"]) for e in entries] == [
+    assert [(e.version, e.by, e.reason, e.at) for e in entries] == [
         (o["version"], o["by"], o["reason"], o["at"]) for o in old]
-    assert [e["legacy_seq"] for e in entries] == [1, 2, 3]
-    assert state.load(client.get_registered_model(names["model"]).tags[audit.MIGRATED])["entries"] == 3
+    assert [e.legacy_seq for e in entries] == [1, 2, 3]
+    assert codec.load(client.get_registered_model(names["model"]).tags[state.AUDIT_MIGRATED])["entries"] == 3
     # idempotent: new moves append after the migrated ones, nothing is written twice
     promote(client, watch, v2, "after the upgrade", "dave")
     reconcile_once(client, config)
-    assert [e["reason"] for e in production_history(client, watch)] == ["first", "second, same second", "third",
+    assert [e.reason for e in production_history(client, watch)] == ["first", "second, same second", "third",
                                                                          "after the upgrade"]
 
 
@@ -111,36 +115,37 @@ def test_cli_promote_during_a_daemon_tick_is_neither_lost_nor_external(client, m
                              now=time.time(), audit_experiment=config.audit_experiment)
         reconcile_once(client, config)
     assert not events(logs, "production_alias_changed")
-    assert [(e["version"], e["by"]) for e in production_history(client, watch)] == [(v1, "alice"), (v2, "erin")]
+    assert [(e.version, e.by) for e in production_history(client, watch)] == [(v1, "alice"), (v2, "erin")]
 
 
 def test_an_unfinished_intent_is_completed_and_an_abandoned_one_dropped(client, make_config, names):
     config = make_config()
     watch = config.watches[0]
     v1, v2 = _two_versions(client, config, names)
-    fields = dict(model_name=names["model"], alias="production", previous=None, by="frank", action="promote")
+    fields = {"model_name": names["model"], "alias": "production", "previous": None, "by": "frank",
+              "action": "promote"}
     # the CLI died after moving the alias, before finishing its entry
     audit.begin(client, config.audit_experiment, version=v1, reason="died after the move", **fields)
     client.set_registered_model_alias(names["model"], "production", v1)
     with captured() as logs:
         reconcile_once(client, config)
     assert events(logs, "promotion_completed_by_watcher") and not events(logs, "production_alias_changed")
-    assert [(e["version"], e["by"]) for e in production_history(client, watch)] == [(v1, "frank")]
+    assert [(e.version, e.by) for e in production_history(client, watch)] == [(v1, "frank")]
     # the CLI died before moving the alias: the intent is dropped once it is stale
     audit.begin(client, config.audit_experiment, version=v2, reason="died before the move", **{**fields, "previous": v1})
     reconcile_once(client, config)  # fresh: left alone
-    assert [e["status"] for e in audit.recent(client, config.audit_experiment, names["model"], "production")] == [
+    assert [e.status for e in audit.recent(client, config.audit_experiment, names["model"], "production")] == [
         "done", "pending"]
     with captured() as logs:
         reconcile_once(client, config, now=time.time() + INTENT_TTL_S + 60)
     assert events(logs, "promotion_intent_abandoned")
-    assert [e["reason"] for e in production_history(client, watch)] == ["died after the move"]
+    assert [e.reason for e in production_history(client, watch)] == ["died after the move"]
     # a later hand move to that version is external, not the abandoned intent
     client.set_registered_model_alias(names["model"], "production", v2)
     with captured() as logs:
         reconcile_once(client, config)
     assert events(logs, "production_alias_changed")[0]["by"] == "external"
-    assert [e["by"] for e in production_history(client, watch)] == ["frank", "external"]
+    assert [e.by for e in production_history(client, watch)] == ["frank", "external"]
 
 
 def test_reasons_beyond_the_tag_limit_are_cut_with_a_marker(client, make_config, names):
@@ -148,4 +153,4 @@ def test_reasons_beyond_the_tag_limit_are_cut_with_a_marker(client, make_config,
     v1, _ = _two_versions(client, config, names)
     promote(client, config.watches[0], v1, "x" * 9000, "alice")
     [entry] = production_history(client, config.watches[0])
-    assert state.RUN_TAG_LIMIT - 20 < len(entry["reason"]) <= state.RUN_TAG_LIMIT and entry["reason"].endswith("...[truncated]")
+    assert state.RUN_TAG_LIMIT - 20 < len(entry.reason) <= state.RUN_TAG_LIMIT and entry.reason.endswith("...[truncated]")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from helpers import SimulatedCrash, captured, crash_at, decision, events, staging, train, versions_of
-from watcher import state
+
 from watcher.engine import Session, reconcile_once
+from watcher.store import keys as state
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
 VARIANTS = ["good", "good", "shuffled", "good", "good", "extra_feature", "good", "good", "good", "no_recall"]

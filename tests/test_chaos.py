@@ -19,11 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import decision, staging, train, versions_of
-from watcher import attempts, metrics, state
+
 from watcher.config import load_config
 from watcher.engine import Session, reconcile_once
+from watcher.obs import metrics
+from watcher.store import codec
+from watcher.store import keys as state
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
 TESTS = Path(__file__).parent
@@ -127,13 +129,13 @@ def test_a_run_that_keeps_failing_ends_as_error_and_the_count_survives_restarts(
     def refused(*_args, **_kwargs):
         raise RuntimeError("registry refused the request (HTTP 500)")
 
-    monkeypatch.setattr("watcher.engine.reg.resolve_model", refused)
+    monkeypatch.setattr("watcher.engine.runs.resolve_model", refused)
     for attempt in (1, 2):  # a fresh Session each time: a restart forgets nothing
         report = reconcile_once(client, config, session=Session())
         assert not report.ok and not report.poll_failed
         tags = client.get_run(run_id).data.tags
         assert state.DECISION not in tags
-        counter = state.load(tags[attempts.ATTEMPTS])
+        counter = codec.load(tags[state.ATTEMPTS])
         assert counter["count"] == attempt and "registry refused" in counter["last_error"]
     report = reconcile_once(client, config, session=Session())
     tags = decision(client, run_id)

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import issue_yaml
+
 from watcher.cli import main
 from watcher.config import ChampionGate, ConfigError, CustomGate, FeaturesGate, MetricGate, load_config
 
@@ -86,3 +86,57 @@ def test_cli_exits_non_zero_on_a_bad_file_before_starting(tmp_path, verb, monkey
     path = _write(tmp_path, issue_yaml("http://h", "e", "m").replace("poll_interval_seconds: 10", "poll_interval_seconds: -5"))
     assert main([verb, "--config", str(path)]) == 2
     assert main([verb, "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+PORT_FILE = """\
+tracking_uri: http://file.example:5000
+watches:
+  - experiment: e
+    model_name: m
+http:
+  host: 127.0.0.1
+  port: 9000
+  liveness_seconds: 45
+"""
+
+
+def test_environment_overrides_the_file_the_dockerfile_case(tmp_path, monkeypatch):
+    """The image sets WATCHER_HTTP__PORT=8080 and probes it; a port in the file must not win."""
+    monkeypatch.setenv("WATCHER_HTTP__PORT", "8080")
+    config = load_config(_write(tmp_path, PORT_FILE))
+    assert config.http is not None and config.http.port == 8080
+    assert config.http.host == "127.0.0.1" and config.http.liveness_seconds == 45  # the rest of the block stays
+
+
+@pytest.mark.parametrize(("watcher_env", "mlflow_env", "in_file", "expected"), [
+    ("http://watcher-env:1", "http://mlflow-env:2", True, "http://watcher-env:1"),
+    ("http://watcher-env:1", None, True, "http://watcher-env:1"),  # the bug: it needed MLFLOW_TRACKING_URI too
+    ("http://watcher-env:1", None, False, "http://watcher-env:1"),
+    (None, "http://mlflow-env:2", True, "http://mlflow-env:2"),
+    (None, None, True, "http://file.example:5000"),
+])
+def test_tracking_uri_precedence(tmp_path, monkeypatch, watcher_env, mlflow_env, in_file, expected):
+    for name, value in (("WATCHER_TRACKING_URI", watcher_env), ("MLFLOW_TRACKING_URI", mlflow_env)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    text = PORT_FILE if in_file else PORT_FILE.replace("tracking_uri: http://file.example:5000\n", "")
+    assert load_config(_write(tmp_path, text)).tracking_uri == expected
+
+
+def test_embedded_default_comes_last(tmp_path, monkeypatch):
+    monkeypatch.delenv("WATCHER_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    text = PORT_FILE.replace("tracking_uri: http://file.example:5000\n", "")
+    assert load_config(_write(tmp_path, text)).tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+
+
+def test_check_config_states_the_precedence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WATCHER_HTTP__PORT", "8080")
+    path = tmp_path / "watcher.yaml"
+    path.write_text(f"tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}\nwatches:\n  - experiment: e\n    model_name: m\n")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "environment variables (nested with __), then $MLFLOW_TRACKING_URI" in out and "http.port" in out

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from watcher.testing import free_port
 from helpers import decision, train, versions_of
-from watcher import state
-from watcher.daemon import Poller
+
 from watcher.engine import reconcile_once
+from watcher.service.poller import Poller
+from watcher.store import keys as state
+from watcher.testing import free_port
 
 pytestmark = pytest.mark.integration
 TESTS = Path(__file__).parent
@@ -46,7 +46,7 @@ def test_sigterm_stops_cleanly_with_exit_0(client, make_config, names, tmp_path)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     lines += [json.loads(line) for line in out.splitlines()]
-    assert [json.loads(line) for line in err.splitlines()] is not None  # stderr too is JSON only
+    assert all(isinstance(json.loads(line), dict) for line in err.splitlines())  # stderr too is JSON only
     events = [line["event"] for line in lines]
     assert "shutdown_requested" in events and events[-1] == "watcher_stopped"
     assert events.count("run_registered") == 1
@@ -78,14 +78,16 @@ def test_kill_9_at_any_moment_keeps_exactly_once(client, make_config, names, tmp
 def test_dead_server_is_an_error_event_and_backoff_not_a_crash(tmp_path, monkeypatch):
     from conftest import issue_yaml
     from helpers import captured
+
     from watcher.config import load_config
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # it would override the file's dead server
     path = tmp_path / "watcher.yaml"
     path.write_text(issue_yaml(f"http://127.0.0.1:{free_port()}", "e", "m"))
     config = load_config(path)
-    from watcher.cli import make_client
+    from watcher.store.client import make_client
 
     poller = Poller(make_client(config), config)
     with captured() as logs:

@@ -7,8 +7,7 @@ import math
 
 import pandas as pd
 import pytest
-from mlflow.entities import (Dataset, DatasetInput, InputTag, Metric, Param, Run, RunData, RunInfo, RunInputs,
-                             RunTag)
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunData, RunInfo, RunInputs, RunTag
 from mlflow.models import infer_signature
 
 from demo.churn import FEATURES

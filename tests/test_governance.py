@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import captured, decision, events, staging, train, versions_of
-from watcher import state
+
 from watcher.cli import main
 from watcher.config import ConfigError, load_config
 from watcher.engine import reconcile_once
-from watcher.production import PromotionError, production_history, promote
+from watcher.engine.promotion import PromotionError, production_history, promote
+from watcher.store import keys as state
 
 sqlite_only = pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
 
@@ -89,12 +89,12 @@ def test_forced_move_is_a_warning_event_and_an_ungated_version_is_refused(client
     [warning] = events(logs, "promotion_forced")
     assert warning["log_level"] == "warning" and warning["version"] == str(bare.version)
     assert warning["reason"] == "hotfix approved by CAB-7" and warning["decision"] == "none"
-    assert entry["forced"] and production_history(client, watch)[-1]["forced"] is True
+    assert entry.forced and production_history(client, watch)[-1].forced is True
     # the daemon does not take the forced move for an external one
     with captured() as logs:
         reconcile_once(client, config)
     assert not events(logs, "production_alias_changed")
-    assert [e["by"] for e in production_history(client, watch)] == ["bob"]
+    assert [e.by for e in production_history(client, watch)] == ["bob"]
 
 
 @pytest.mark.integration

@@ -1,16 +1,25 @@
 """History helpers: the legacy tag reader and the rollback target."""
 
-from watcher import history, state
+from watcher.engine.history import previous_version
+from watcher.store import codec
+from watcher.store import keys as state
+from watcher.store.audit import AuditEntry
+from watcher.store.migration import legacy_entries
+
+
+def _entry(seq: int, version: str | None) -> AuditEntry:
+    return AuditEntry(id=f"run{seq}", model="m", alias="production", version=version, previous=None,
+                      at="2026-01-01T00:00:00Z", by="alice", action="promote", reason="", forced=False,
+                      status="done", start_ms=seq, seq=seq)
 
 
 def test_legacy_tag_is_read_oldest_first():
     entries = [{"seq": i, "version": str(i)} for i in (1, 2, 3)]
-    assert history.read({state.HISTORY: state.dump({"entries": entries})}) == entries
-    assert history.read({}) == [] and history.read({state.HISTORY: "not json"}) == []
+    assert legacy_entries({state.HISTORY: codec.dump({"entries": entries})}) == entries
+    assert legacy_entries({}) == [] and legacy_entries({state.HISTORY: "not json"}) == []
 
 
 def test_previous_version_skips_current_and_removals():
-    entries = [{"seq": 1, "version": "1"}, {"seq": 2, "version": "2"}, {"seq": 3, "version": None},
-               {"seq": 4, "version": "2"}]
-    assert history.previous_version(entries, "2") == "1"
-    assert history.previous_version([], "2") is None
+    entries = [_entry(1, "1"), _entry(2, "2"), _entry(3, None), _entry(4, "2")]
+    assert previous_version(entries, "2") == "1"
+    assert previous_version([], "2") is None

@@ -9,13 +9,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import captured, decision, events, staging, train, versions_of
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
 from demo.churn import customer_data, requirements
-from helpers import captured, decision, events, staging, train, versions_of
-from watcher import state
 from watcher.engine import reconcile_once
+from watcher.store import keys as state
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
 EXTRA_COLUMNS = 2000

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from conftest import issue_yaml
 from daemon_proc import Daemon, LiveClient, get, metric_value, wait_status
-from demo.churn import customer_data
 from helpers import train
+
+from demo.churn import customer_data
 from watcher.config import HttpConfig, load_config
-from watcher.daemon import Poller
-from watcher.http import Health, build_app
-from watcher.production import promote
-from watcher.report import TickReport, WatchReport
+from watcher.engine.promotion import promote
+from watcher.engine.report import TickReport, WatchReport
+from watcher.service.health import Health
+from watcher.service.http import build_app
+from watcher.service.poller import Poller
 from watcher.testing import free_port, kill, start_mlflow_server
 
 
@@ -113,8 +115,13 @@ def test_metrics_match_what_happened(client, make_config, names, tmp_path: Path,
     # both passing runs were decided in one page: staging moved once, to the newer one
     assert delta("registry_watcher_run_to_staging_seconds_count") == 1
     assert delta("registry_watcher_run_to_staging_seconds_sum") > 0
-    for kind in ("counter", "gauge", "histogram"):
-        assert f"# TYPE registry_watcher_" in text and kind in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    types = {family.name: family.type for family in text_string_to_metric_families(text)
+             if family.name.startswith("registry_watcher_")}
+    assert types == {"registry_watcher_decisions": "counter", "registry_watcher_polls": "counter",
+                     "registry_watcher_scorings": "counter", "registry_watcher_leader": "gauge",
+                     "registry_watcher_run_to_staging_seconds": "histogram"}
 
 
 @pytest.mark.integration
@@ -154,7 +161,7 @@ def test_readyz_goes_503_and_back_across_a_server_stop_and_restart(tmp_path: Pat
 def test_a_busy_port_is_a_startup_error_not_a_silent_daemon():
     import socket
 
-    from watcher.http import HttpServer
+    from watcher.service.http import HttpServer
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

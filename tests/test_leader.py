@@ -18,12 +18,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from helpers import captured, decision, events, train, versions_of
-from watcher import state
+
 from watcher.config import HaConfig, load_config
 from watcher.engine import Session, reconcile_once
-from watcher.leader import Leader, lock_key
+from watcher.service.leader import Leader, lock_key
+from watcher.store import keys as state
 
 TESTS = Path(__file__).parent
 LOCK_URL = "postgresql://postgres@127.0.0.1:5432/test"

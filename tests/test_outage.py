@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import decision, train, versions_of
-from watcher import state
+
+from watcher.store import keys as state
 from watcher.testing import start_mlflow_server, stop
 
 pytestmark = pytest.mark.integration

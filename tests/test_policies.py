@@ -7,16 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import captured, decision, events, staging, train, versions_of
 
 from demo.churn import customer_data
 from handlers.base import GateContext, ModelRef
 from handlers.gates import evaluate
-from helpers import captured, decision, events, staging, train, versions_of
-from watcher import state
 from watcher.cli import main
 from watcher.config import SafeSerializationGate, WatchConfig
 from watcher.engine import reconcile_once
-from watcher.production import production_history, promote
+from watcher.engine.promotion import production_history, promote
+from watcher.store import codec
+from watcher.store import keys as state
 
 sqlite_only = pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
 
@@ -62,7 +63,7 @@ def test_a_hand_move_of_production_under_each_policy(client, policy_config, name
     client.set_registered_model_alias(names["model"], "production", v2)  # by hand, in the UI or a script
     with captured() as logs:
         report = reconcile_once(client, config)
-    history = [(e["version"], e["by"], e["action"]) for e in production_history(client, watch)]
+    history = [(e.version, e.by, e.action) for e in production_history(client, watch)]
     if policy == "revert":
         assert _alias(client, names["model"]) == v1 and report.watches[0].scored == []
         assert history == [(v1, "alice", "promote"), (v2, "external", "observed"), (v1, "watcher", "revert")]
@@ -90,7 +91,7 @@ def test_a_hand_move_of_production_under_each_policy(client, policy_config, name
     with captured() as logs:
         reconcile_once(client, config)
     assert _alias(client, names["model"]) == target and not events(logs, "protected_alias_moved")
-    assert production_history(client, watch)[-1]["by"] == "bob"
+    assert production_history(client, watch)[-1].by == "bob"
 
 
 @pytest.mark.integration
@@ -108,7 +109,7 @@ def test_revert_without_a_recorded_move_removes_and_protects_staging_too(client,
         reconcile_once(client, config)
     assert _alias(client, names["model"]) is None and staging(client, names["model"]) == v2
     assert {e["alias"] for e in events(logs, "protected_alias_reverted")} == {"production", "staging"}
-    assert [(e["version"], e["action"]) for e in production_history(client, config.watches[0])] == [
+    assert [(e.version, e.action) for e in production_history(client, config.watches[0])] == [
         (v1, "observed"), (None, "revert")]
     capsys.readouterr()
     assert main(["status", "--config", str(tmp_path / "watcher.yaml"), "--json"]) == 0
@@ -119,7 +120,7 @@ def test_revert_without_a_recorded_move_removes_and_protects_staging_too(client,
 @pytest.mark.integration
 @sqlite_only
 def test_history_at_before_between_and_after_three_moves(client, make_config, names, tmp_path, capsys):
-    config = make_config()
+    make_config()
     client.create_registered_model(names["model"])
     old = [{"seq": 1, "version": "1", "previous": None, "at": "2026-11-01T09:00:00Z", "by": "alice",
             "action": "promote", "reason": "first release"},
@@ -127,7 +128,7 @@ def test_history_at_before_between_and_after_three_moves(client, make_config, na
             "action": "promote", "reason": "better recall"},
            {"seq": 3, "version": "1", "previous": "2", "at": "2026-11-20T08:30:00Z", "by": "carol",
             "action": "rollback", "reason": "v2 misbehaves"}]
-    client.set_registered_model_tag(names["model"], state.HISTORY, state.dump({"entries": old}))
+    client.set_registered_model_tag(names["model"], state.HISTORY, codec.dump({"entries": old}))
 
     def at(when: str) -> dict:
         capsys.readouterr()

@@ -7,12 +7,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from helpers import captured, events, train, versions_of
 
 from demo.churn import customer_data
-from helpers import captured, events, train, versions_of
-from watcher import state
 from watcher.engine import Session, reconcile_once
-from watcher.production import PromotionError, production_history, promote, rollback
+from watcher.engine.promotion import PromotionError, production_history, promote, rollback
+from watcher.store import keys as state
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_alias_move_fires_exactly_one_scoring_run_with_correct_predictions(clien
     assert reconcile_once(client, config, session=Session()).watches[0].scored == []
     assert len(_scoring_runs(client, config)) == 1
     entries = production_history(client, watch)
-    assert [(e["version"], e["by"], e["action"], e["reason"]) for e in entries] == [(v2, "alice", "promote", "first release")]
+    assert [(e.version, e.by, e.action, e.reason) for e in entries] == [(v2, "alice", "promote", "first release")]
     assert client.get_model_version(names["model"], v2).tags[state.PROMOTED_BY] == "alice"
 
 
@@ -85,14 +85,14 @@ def test_promote_then_rollback_each_score_once(client, scoring_config, names):
     promote(client, watch, None, "better recall", "bob")
     assert reconcile_once(client, config).watches[0].scored == [v2]
     entry = rollback(client, watch, None, "v2 misbehaves", "carol")
-    assert entry["version"] == v1 and entry["previous"] == v2 and entry["action"] == "rollback"
+    assert entry.version == v1 and entry.previous == v2 and entry.action == "rollback"
     assert reconcile_once(client, config).watches[0].scored == [v1]  # back to an older version scores again
     assert reconcile_once(client, config).watches[0].scored == []
     runs = _scoring_runs(client, config)
     assert sorted(r.data.tags["model_version"] for r in runs) == sorted([v1, v2, v1])
     tags = client.get_model_version(names["model"], v1).tags
     assert tags[state.PROMOTION_ACTION] == "rollback" and tags[state.PROMOTION_REASON] == "v2 misbehaves"
-    assert [e["version"] for e in production_history(client, watch)] == [v1, v2, v1]
+    assert [e.version for e in production_history(client, watch)] == [v1, v2, v1]
 
 
 def test_rollback_without_history_refuses(client, scoring_config, names):
@@ -113,7 +113,7 @@ def test_external_alias_move_is_recorded_and_scored(client, scoring_config, name
     with captured() as logs:
         report = reconcile_once(client, config)
     assert report.watches[0].scored == [] and events(logs, "production_alias_removed")
-    assert production_history(client, config.watches[0])[-1]["version"] is None
+    assert production_history(client, config.watches[0])[-1].version is None
 
 
 def test_bad_scoring_input_is_an_error_and_registration_goes_on(client, scoring_config, names, tmp_path):

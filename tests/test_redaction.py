@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.logs import configure_logging, get_logger
-from watcher.redact import redact
+from watcher.obs.logs import configure_logging, get_logger
+from watcher.obs.redact import redact
 from watcher.testing import free_port
 
 TESTS = Path(__file__).parent
@@ -76,6 +76,7 @@ watches:
     env = {**os.environ, **SECRETS, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}",
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
     env.pop("MLFLOW_REGISTRY_URI", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # it would override the file's URI (and its password)
     outputs = {verb: _cli(verb, config, env) for verb in ("once", "check-config", "status")}
     assert {verb: p.returncode for verb, p in outputs.items()} == {"once": 1, "check-config": 1, "status": 1}
     once = [json.loads(line) for line in outputs["once"].stdout.splitlines()]
@@ -96,6 +97,7 @@ def test_status_output_is_redacted_with_a_live_server(tracking_uri, tmp_path):
     config.write_text(f"tracking_uri: http://alice:{URI_PASSWORD}@{host}\nwatches:\n  - experiment: e\n    model_name: m\n")
     env = {**os.environ, **SECRETS, "PYTHONPATH": f"{TESTS}{os.pathsep}{TESTS.parent}"}
     env.pop("MLFLOW_REGISTRY_URI", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # it would override the file's URI (and its password)
     for verb in ("status", "check-config"):
         proc = _cli(verb, config, env)
         assert proc.returncode == 0, proc.stderr

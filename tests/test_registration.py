@@ -6,8 +6,9 @@ import json
 
 import pytest
 from helpers import SimulatedCrash, captured, crash_at, decision, end_active_run, events, staging, train, versions_of
-from watcher import state
+
 from watcher.engine import Session, reconcile_once
+from watcher.store import keys as state
 
 pytestmark = pytest.mark.integration
 

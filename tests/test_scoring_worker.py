@@ -1,5 +1,6 @@
-"""Scoring never blocks registration: a 30 s scoring runs on the worker thread while the poll
-thread registers a newly finished run; the once-per-change guarantee holds across a restart."""
+"""Scoring never blocks registration: a scoring held open on the worker thread (until the test
+releases it) while the poll thread registers a newly finished run; the once-per-change guarantee
+holds across a restart. No sleeps stand in for the scoring: it ends when the test says so."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-
+import slow_scorer
 from helpers import train
-from watcher import state
-from watcher.daemon import Poller
-from watcher.production import promote
-from watcher.scoring_worker import ScoringWorker
+
+from watcher.engine.promotion import promote
+from watcher.scoring.worker import ScoringWorker
+from watcher.service.poller import Poller
+from watcher.store import codec
+from watcher.store import keys as state
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
-SCORING_SECONDS = 30
 
 
 def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
@@ -26,8 +28,9 @@ def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
 
 
 @pytest.mark.timeout(600)
-def test_a_30s_scoring_does_not_delay_registration(client, make_config, names, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("SLOW_SCORER_SECONDS", str(SCORING_SECONDS))
+def test_a_scoring_in_hand_does_not_delay_registration(client, make_config, names, tmp_path: Path):
+    slow_scorer.STARTED.clear()
+    slow_scorer.RELEASE.clear()
     scoring_experiment = f"{names['experiment']}_scoring"
     config = make_config(extra_watch=(
         "    scoring:\n      input: data/none.csv\n      handler: slow_scorer:slow\n"
@@ -40,7 +43,8 @@ def test_a_30s_scoring_does_not_delay_registration(client, make_config, names, t
         [(_, v1)] = poller.poll().watches[0].registered
         promote(client, config.watches[0], v1, "first release", "alice")
         poller.poll()  # records the change and hands the model to the worker
-        _until(lambda: worker.busy_with == model, 30, "the worker to start scoring")
+        assert slow_scorer.STARTED.wait(60), "the worker never started scoring"
+        assert worker.busy_with == model
         scoring_started = time.monotonic()
         second = train(names["experiment"], seed=11)
         client.log_metric(second, "recall", 0.99, step=1)  # beats the champion, whatever the seed gave
@@ -50,13 +54,15 @@ def test_a_30s_scoring_does_not_delay_registration(client, make_config, names, t
             polls += 1
             registered = poller.poll().watches[0].registered
         assert [r for r, _ in registered] == [second], f"not registered within 3 polls ({polls})"
-        assert worker.busy_with == model  # the scoring was still running: registration did not wait
-        print(f"registered in poll {polls}, {time.monotonic() - scoring_started:.1f}s into a {SCORING_SECONDS}s scoring")
-        _until(worker.idle, SCORING_SECONDS * 4, "the scoring to finish")
+        assert worker.busy_with == model  # the scoring is still held open: registration did not wait for it
+        assert not slow_scorer.RELEASE.is_set()
+        print(f"registered in poll {polls}, {time.monotonic() - scoring_started:.1f}s into a scoring still in hand")
+        slow_scorer.RELEASE.set()
+        _until(worker.idle, 60, "the scoring to finish")
         experiment = client.get_experiment_by_name(scoring_experiment)
         [run] = client.search_runs([experiment.experiment_id], "")
         assert run.info.status == "FINISHED" and run.data.tags["model_version"] == v1
-        scored = state.load(client.get_registered_model(model).tags[state.SCORED])
+        scored = codec.load(client.get_registered_model(model).tags[state.SCORED])
         assert scored["model_version"] == v1 and scored["run_id"] == run.info.run_id
         done = worker.done
         poller.poll()

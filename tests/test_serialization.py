@@ -4,14 +4,14 @@ a real mlflow server (SQLite only)."""
 from __future__ import annotations
 
 import pytest
+from helpers import decision, train, versions_of
 from mlflow.entities import Run, RunData, RunInfo
 
 from handlers.base import GateContext, ModelRef
 from handlers.gates import evaluate
-from helpers import decision, train, versions_of
-from watcher import state
 from watcher.config import SafeSerializationGate, WatchConfig
 from watcher.engine import reconcile_once
+from watcher.store import keys as state
 
 WATCH = WatchConfig(experiment="e", model_name="m", gates=[{"safe_serialization": True}])
 PYFUNC = {"loader_module": "mlflow.sklearn", "model_path": "model.skops"}

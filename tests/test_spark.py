@@ -15,14 +15,14 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from conftest import issue_yaml
+from helpers import captured, events, train, versions_of
 from mlflow import MlflowClient
 
-from conftest import issue_yaml
 from demo.churn import customer_data
-from helpers import captured, events, train, versions_of
 from watcher.config import ConfigError, load_config
 from watcher.engine import reconcile_once
-from watcher.production import promote
+from watcher.engine.promotion import promote
 from watcher.testing import start_mlflow_server, stop
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration]
@@ -190,7 +190,7 @@ def test_daemon_shutdown_stops_the_spark_session(monkeypatch, tmp_path):
     from mlflow import MlflowClient
 
     from handlers import spark_scoring
-    from watcher import daemon
+    from watcher.service import daemon
 
     stopped = []
     monkeypatch.setattr(spark_scoring, "stop_session", lambda: stopped.append(True))

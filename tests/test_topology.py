@@ -15,14 +15,14 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow import MlflowClient
-
 from conftest import PG, _drop_database, _postgres_database, issue_yaml
 from daemon_proc import TESTS, Daemon, get, metric_value
-from demo.churn import customer_data
 from helpers import train
-from watcher import webhooks
+from mlflow import MlflowClient
+
+from demo.churn import customer_data
 from watcher.config import load_config
+from watcher.store import webhooks
 from watcher.testing import free_port, start_mlflow_server, stop
 
 pytestmark = [pytest.mark.topology, pytest.mark.integration]
@@ -90,7 +90,8 @@ def test_seed_flow_through_postgres_s3_and_webhooks(pg_s3_server: str, s3_endpoi
         os.environ.pop("WATCHER_HTTP__WEBHOOK_SECRET")
     client = MlflowClient(uri, uri)
     base = f"http://127.0.0.1:{http_port}"
-    hook_id, _ = webhooks.install(client, config, f"{base}/webhooks/mlflow")
+    hook_id, _, _ = webhooks.install(client, f"{base}/webhooks/mlflow", config.http.webhook_secret.get_secret_value(),
+                                     f"registry-watcher: production alias events for {model}")
 
     mlflow.set_tracking_uri(uri)
     good = train(experiment)

@@ -3,29 +3,30 @@ a real ``mlflow server`` that makes the daemon score at once (``poll_interval_se
 
 from __future__ import annotations
 
-import urllib.error
-
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.error
 import uuid
 from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow import MlflowClient
-
 from conftest import issue_yaml
 from daemon_proc import TESTS, Daemon, LiveClient, post, wait_status
-from demo.churn import customer_data
 from helpers import captured, train
-from watcher import webhooks
+from mlflow import MlflowClient
+
+from demo.churn import customer_data
 from watcher.config import load_config
 from watcher.engine import reconcile_once
-from watcher.http import Health, build_app
-from watcher.production import promote
+from watcher.engine.promotion import promote
+from watcher.service import webhooks
+from watcher.service.health import Health
+from watcher.service.http import build_app
+from watcher.store import webhooks as hook_store
 from watcher.testing import free_port, start_mlflow_server, stop
 
 SECRET = "whsec-test-" + uuid.uuid4().hex
@@ -52,6 +53,12 @@ def _config(tmp_path: Path, uri: str, model: str, http_port: int = 0, poll: int 
     path = tmp_path / "watcher.yaml"
     path.write_text(text)
     return path, load_config(path)
+
+
+def _install(client: MlflowClient, config, url: str) -> tuple[str, bool, int]:
+    """Install the webhook with the config's secret, as ``registry-watcher webhooks install`` does."""
+    return hook_store.install(client, url, config.http.webhook_secret.get_secret_value(),
+                              "registry-watcher: production alias events for " + config.watches[0].model_name)
 
 
 def _delivery(model: str, alias: str = "production", version: str = "1", secret: str = SECRET,
@@ -127,16 +134,16 @@ def test_install_is_idempotent_and_never_prints_the_secret(hook_server: str, tmp
     assert proc.returncode == 0, proc.stderr
     assert "created" in proc.stdout and SECRET not in proc.stdout + proc.stderr
     with captured() as logs:
-        assert webhooks.install(client, config, url)[1] is False  # the second install updates
+        assert _install(client, config, url)[1] is False  # the second install updates
     assert SECRET not in repr(logs)
     mine = [hook for hook in client.list_webhooks() if hook.url == url]
     try:
         assert len(mine) == 1
-        assert sorted(str(e) for e in mine[0].events) == sorted(webhooks.EVENTS)
+        assert sorted(str(e) for e in mine[0].events) == sorted(hook_store.EVENTS)
         assert str(mine[0].status) in {"ACTIVE", "WebhookStatus.ACTIVE"}
         # a second one with the same URL (made by hand) is folded into ours by the next install
         client.create_webhook("dup", url, ["model_version_alias.created"], secret="x")
-        assert webhooks.install(client, config, url)[1] is False
+        assert _install(client, config, url)[1] is False
         assert len([hook for hook in client.list_webhooks() if hook.url == url]) == 1
     finally:
         for hook in client.list_webhooks():
@@ -151,7 +158,7 @@ def test_real_delivery_scores_at_once_and_refusals_score_nothing(hook_server: st
     client = MlflowClient(hook_server, hook_server)
     mlflow.set_tracking_uri(hook_server)
     url = f"http://127.0.0.1:{http_port}/webhooks/mlflow"
-    hook_id, _ = webhooks.install(client, config, url)  # before any alias event, so no cached empty list
+    hook_id, _, _ = _install(client, config, url)  # before any alias event, so no cached empty list
     train(config.watches[0].experiment)
     daemon = Daemon(path)
     try:

@@ -16,12 +16,12 @@ def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120, *, port: int | None = None,
                         env: dict[str, str] | None = None,
-                        artifacts_destination: str | None = None) -> tuple[subprocess.Popen, str]:
+                        artifacts_destination: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health.
 
     ``port`` (default: a free one) lets a test restart a server on the same address; ``env`` is
@@ -47,7 +47,7 @@ def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120,
         if proc.poll() is not None:
             raise RuntimeError(f"mlflow server exited: {log_path.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:  # noqa: S310 - our own http URL
                 if resp.status == 200:
                     return proc, uri
         except OSError:
@@ -56,7 +56,7 @@ def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120,
     raise RuntimeError(f"mlflow server did not start in {timeout_s}s: {log_path.read_text()[-3000:]}")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     """Terminate a server started by :func:`start_mlflow_server`, with its children."""
     _signal_group(proc, signal.SIGTERM)
     try:
@@ -67,14 +67,14 @@ def stop(proc: subprocess.Popen) -> None:
     _signal_group(proc, signal.SIGKILL)  # a child that outlived its parent must not keep the port
 
 
-def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a server and its children: a crash, at once."""
     _signal_group(proc, signal.SIGKILL)
     proc.wait(timeout=20)

@@ -1,0 +1,114 @@
+"""Protected aliases: bring the audit trail in line with where an alias points, under its policy.
+
+Open-source MLflow has no permissions on aliases, so anyone who can write to the registry can
+point ``production`` anywhere. Each tick compares an alias with its newest recorded move; the
+pure ``watcher.engine.policy.decide`` says what to do and :func:`execute` does it:
+
+* ``record`` writes the history entry of an external move (production is then scored);
+* ``alert`` also logs an ``error`` event naming the alias, old and new versions;
+* ``revert`` puts the alias back where the watcher's last recorded move left it (removed, if it
+  had none), records the attempt and the revert (``action: revert``), logs an error, and nothing
+  is scored for the reverted version.
+
+MLflow does not record who moves an alias, so ``moved_by`` in the events is always null; the
+history says ``external``. Staging moves are only watched under ``alert``/``revert``; the first
+time a staging alias is watched with no recorded move, its position is adopted as a baseline.
+"""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import RegisteredModel
+
+from watcher.config import AliasPolicy, WatchConfig
+from watcher.engine.policy import EXTERNAL, WATCHER, Adopt, Finish, Plan, Record, Revert, decide, revert_target, settled
+from watcher.obs.logs import get_logger
+from watcher.store import audit, registry
+from watcher.store.audit import AuditEntry
+
+log = get_logger("watcher.protection")
+
+
+def reconcile_alias(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str,
+                    policy: AliasPolicy, experiment: str,
+                    now: float) -> tuple[AuditEntry | None, dict[str, str], str | None]:
+    """Settle one alias; returns (the move that put it where it is, the model's tags, its version)."""
+    tags, current = registry.tags_of(model), registry.aliases_of(model).get(alias)
+    recent = audit.recent(client, experiment, watch.model_name, alias)
+    if settled(recent, current, policy):
+        done = [e for e in recent if e.status == "done"]
+        return (done[-1] if done else None), tags, current
+    # the tick read the model earlier: a promote may have moved the alias since; read both again
+    fresh = registry.get_model(client, watch.model_name)
+    tags, current = registry.tags_of(fresh), registry.aliases_of(fresh).get(alias)
+    recent = audit.recent(client, experiment, watch.model_name, alias)
+    plan = decide(recent, current, policy, production=alias == watch.production_alias, now=now)
+    last = execute(client, watch, experiment, alias, policy, plan, current)
+    return last, tags, (last.version if last is not None and last.action == "revert" else current)
+
+
+def execute(client: MlflowClient, watch: WatchConfig, experiment: str, alias: str, policy: AliasPolicy,
+            plan: Plan, current: str | None) -> AuditEntry | None:
+    """Carry out a plan; returns the newest recorded move afterwards."""
+    for entry in plan.abandon:
+        audit.abandon(client, entry)
+        log.warning("promotion_intent_abandoned", alias=alias, version=entry.version, by=entry.by, entry_id=entry.id)
+    last = plan.last
+    fields = {"model_name": watch.model_name, "alias": alias}
+    for action in plan.actions:
+        if isinstance(action, Finish):
+            log.info("promotion_completed_by_watcher", alias=alias, version=current, by=action.intent.by,
+                     entry_id=action.intent.id)
+            last = audit.finish(client, action.intent)
+        elif isinstance(action, Adopt):
+            log.info("alias_baseline_adopted", alias=alias, version=action.version)
+            last = audit.record(client, experiment, **fields, version=action.version, previous=None, by=WATCHER,
+                                action="adopted", reason=f"'{alias}' first watched here; its position taken as given")
+        elif isinstance(action, Record):
+            removed = action.version is None
+            last = audit.record(client, experiment, **fields, version=action.version, previous=action.previous,
+                                by=EXTERNAL, action="removed" if removed else "observed",
+                                reason=f"'{alias}' {'removed' if removed else 'moved'} outside the watcher "
+                                       f"(policy {policy})")
+            _report(watch, alias, policy, action.version, action.previous)
+        elif isinstance(action, Revert):
+            attempt = action.attempt or last
+            assert attempt is not None
+            last = _revert(client, watch, experiment, alias, current, attempt)
+    return last
+
+
+def _report(watch: WatchConfig, alias: str, policy: AliasPolicy, current: str | None, previous: str | None) -> None:
+    if policy in ("alert", "revert"):
+        log.error("protected_alias_moved", alias=alias, version=current, previous_version=previous, by=EXTERNAL,
+                  moved_by=None, policy=policy)
+    elif alias == watch.production_alias and current is None:
+        log.warning("production_alias_removed", alias=alias, previous_version=previous)
+    elif alias == watch.production_alias:
+        log.info("production_alias_changed", version=current, previous_version=previous, by=EXTERNAL)
+
+
+def _revert(client: MlflowClient, watch: WatchConfig, experiment: str, alias: str, current: str | None,
+            attempt: AuditEntry) -> AuditEntry:
+    """Put the alias back where the watcher's last recorded move left it (an intent first, like promote)."""
+    target = revert_target(audit.entries(client, experiment, watch.model_name, alias))
+    entry = audit.begin(client, experiment, model_name=watch.model_name, alias=alias, version=target,
+                        previous=current, by=WATCHER, action="revert",
+                        reason=f"'{alias}' is protected (policy revert): the external move to "
+                               f"v{current or '-'} was undone")
+    if target is None:
+        if current is not None:
+            registry.delete_alias(client, watch.model_name, alias)
+    else:
+        registry.set_alias(client, watch.model_name, alias, target)
+    entry = audit.finish(client, entry)
+    log.error("protected_alias_reverted", alias=alias, attempted_version=current, restored_version=target,
+              moved_by=None, attempt_entry_id=attempt.id, entry_id=entry.id)
+    return entry
+
+
+def begin_own_move(client: MlflowClient, experiment: str, watch: WatchConfig, alias: str, version: str,
+                   previous: str | None, action: str, reason: str) -> AuditEntry:
+    """The watcher's own alias move (staging): its intent, finished with ``audit.finish`` afterwards."""
+    return audit.begin(client, experiment, model_name=watch.model_name, alias=alias, version=version,
+                       previous=previous, by=WATCHER, action=action, reason=reason)

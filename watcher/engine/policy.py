@@ -1,0 +1,123 @@
+"""Alias policy as a pure decision, in the style of a sensor: what to do, never doing it.
+
+Given an alias's newest audit-trail entries, where the alias points now and its policy,
+:func:`decide` returns a :class:`Plan`; ``watcher.engine.aliases`` executes it. No I/O here, so
+every case is a row of a table-driven test (``tests/test_policy.py``).
+
+* a fresh *intent* for the alias's version (``promote``/``rollback``, the watcher's own staging
+  move or revert) is the tool's own move: **finish** it, never take it for an external one;
+* an intent older than ``intent_ttl`` that the alias never reached is **abandoned**;
+* the first time a non-production alias is watched with no recorded move: **adopt** its position;
+* a position that differs from the newest recorded move is external: **record** it
+  (``observed``, or ``removed``), and under ``revert`` **revert** it;
+* an external move recorded earlier but not yet undone under ``revert``: **revert** it;
+* otherwise **nothing**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from watcher.config import AliasPolicy
+from watcher.store.audit import AuditEntry
+
+INTENT_TTL_S = 300.0
+"""Seconds an intent may wait for its alias move before it counts as abandoned (a CLI that died)."""
+WATCHER = "watcher"
+"""``by`` of the daemon's own moves."""
+EXTERNAL = "external"
+"""``by`` of a move made outside the watcher (MLflow does not record who)."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Finish this intent: the alias already points where it meant to."""
+
+    intent: AuditEntry
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """Record the alias's current position as its baseline."""
+
+    version: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record an external move (``version`` None: the alias was removed)."""
+
+    version: str | None
+    previous: str | None
+
+
+@dataclass(frozen=True)
+class Revert:
+    """Put the alias back where the watcher's last recorded move left it.
+
+    ``attempt`` is the external entry undone; None means the :class:`Record` of the same plan."""
+
+    attempt: AuditEntry | None = None
+
+
+Action = Finish | Adopt | Record | Revert
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with one alias: intents to abandon, then the actions in order."""
+
+    last: AuditEntry | None
+    """The newest recorded move before the plan (what put the alias where it is, when nothing changes)."""
+    actions: tuple[Action, ...] = ()
+    abandon: tuple[AuditEntry, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """``nothing``, or the actions' names joined with ``+`` (``record+revert``), for logs and tests."""
+        return "+".join(type(a).__name__.lower() for a in self.actions) or "nothing"
+
+
+def _last_done(recent: Sequence[AuditEntry]) -> AuditEntry | None:
+    done = [e for e in recent if e.status == "done"]
+    return done[-1] if done else None
+
+
+def settled(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolicy) -> bool:
+    """True when nothing can be due: the newest move is where the alias points, no intent is open,
+    and no external move waits to be reverted (the tick then spends no further request)."""
+    last = _last_done(recent)
+    return ((last.version if last else None) == current and not any(e.status == "pending" for e in recent)
+            and not (policy == "revert" and last is not None and last.by == EXTERNAL))
+
+
+def decide(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolicy, *, production: bool,
+           now: float, intent_ttl: float = INTENT_TTL_S) -> Plan:
+    """The plan for one alias; ``recent`` oldest first, ``now`` in epoch seconds."""
+    last = _last_done(recent)
+    last_version = last.version if last else None
+    intent = None
+    abandon: list[AuditEntry] = []
+    for entry in (e for e in recent if e.status == "pending"):
+        if entry.version == current and current != last_version:
+            intent = entry
+        elif now - entry.start_ms / 1000 > intent_ttl:
+            abandon.append(entry)
+    stale = tuple(abandon)
+    if intent is not None:
+        return Plan(last, (Finish(intent),), stale)
+    if last is None and current is not None and not production:
+        return Plan(last, (Adopt(current),), stale)
+    if last_version != current:
+        record = Record(current, last_version)
+        return Plan(last, (record, Revert()) if policy == "revert" else (record,), stale)
+    if policy == "revert" and last is not None and last.by == EXTERNAL:
+        return Plan(last, (Revert(last),), stale)
+    return Plan(last, (), stale)
+
+
+def revert_target(history: Sequence[AuditEntry]) -> str | None:
+    """Where a revert puts the alias: the version of the newest move not made externally (None: remove it)."""
+    own = [e for e in history if e.by != EXTERNAL]
+    return own[-1].version if own else None

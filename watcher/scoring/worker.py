@@ -1,0 +1,106 @@
+"""Scoring off the poll thread: one worker thread, so a long scoring never delays registration.
+
+The tick records a production change in the history and hands the model name to
+:meth:`ScoringWorker.submit` (a pending set: a model handed over twice is scored once). The worker
+re-reads the model's tags and its newest audit entries with its own ``MlflowClient`` and calls
+``watcher.scoring.runner.maybe_score``, so the once-per-change guarantee is the same as inline:
+the ``watcher.scoring`` tag (keyed on the audit entry's id) and scoring-run adoption survive a
+restart. With the ``ha`` block the worker scores only while this replica holds the model's lock.
+On SIGTERM :meth:`stop` lets the job in hand finish and drops the rest (the next leader's tick
+hands it over again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from mlflow import MlflowClient
+from structlog.contextvars import bound_contextvars
+
+from watcher.config import WatcherConfig
+from watcher.obs.logs import get_logger
+from watcher.scoring.runner import maybe_score
+from watcher.store import audit, registry
+
+log = get_logger("watcher.scoring_worker")
+
+
+class ScoringWorker:
+    """One thread scoring the models handed to it, one at a time, in hand-over order."""
+
+    def __init__(self, client: MlflowClient, config: WatcherConfig,
+                 leading: Callable[[str], bool] | None = None) -> None:
+        self.client = client
+        self.config = config
+        self.leading = leading
+        self._pending: list[str] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self.busy_with: str | None = None
+        """The model being scored right now (None when idle)."""
+        self.done = 0
+        """Jobs finished (scored, adopted, failed or found already scored); for tests and status."""
+        self._thread = threading.Thread(target=self._loop, name="scoring-worker", daemon=True)
+
+    def start(self) -> ScoringWorker:
+        self._thread.start()
+        return self
+
+    def submit(self, model_name: str) -> None:
+        """Hand a model over (thread-safe, never blocks; a model already pending is not added twice)."""
+        with self._cond:
+            if self._stop or model_name in self._pending:
+                return
+            self._pending.append(model_name)
+            log.debug("scoring_queued", model_name=model_name, busy_with=self.busy_with)
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._pending and self.busy_with is None
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the job in hand, drop the pending ones, and end the thread."""
+        with self._cond:
+            self._stop = True
+            self._pending.clear()
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                model_name = self._pending.pop(0)
+                self.busy_with = model_name
+            try:
+                self._score(model_name)
+            except Exception as exc:  # noqa: BLE001 - the worker survives; the next tick hands it over again
+                log.error("scoring_worker_failed", model_name=model_name, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._cond:
+                    self.busy_with = None
+                    self.done += 1
+                    self._cond.notify_all()
+
+    def _score(self, model_name: str) -> None:
+        watch = self.config.watch_for(model_name)
+        if watch is None or watch.scoring is None:
+            return
+        if self.leading is not None and not self.leading(model_name):
+            log.info("scoring_skipped_not_leader", model_name=model_name)
+            return
+        with bound_contextvars(model_name=model_name, experiment=watch.experiment):
+            model = registry.get_model(self.client, model_name)
+            done = [e for e in audit.recent(self.client, self.config.audit_experiment, model_name,
+                                            watch.production_alias) if e.status == "done"]
+            current = registry.aliases_of(model).get(watch.production_alias)
+            if not done or done[-1].version is None or done[-1].version != current:
+                return  # the tick records the move first; it hands the model over again
+            maybe_score(self.client, watch, registry.tags_of(model), done[-1], time.time())

@@ -1,0 +1,146 @@
+"""Leader election on PostgreSQL: of several replicas, only the one holding a model's lock acts.
+
+Each watched registered model has a PostgreSQL *session* advisory lock, keyed on a stable 64-bit
+signed integer: the first 8 bytes of ``sha256("registry-watcher:" + model name)`` (never Python's
+``hash()``, which differs per process). The locks are taken with ``pg_try_advisory_lock`` on one
+dedicated autocommit connection with TCP keepalives, so PostgreSQL frees them as soon as the
+holder's process dies (kill -9 closes the socket) or, for a silent network loss, after the
+keepalive probes fail.
+
+* :meth:`Leader.acquire` is called before each watch, every poll: it checks the connection with
+  ``SELECT 1`` (reconnecting when it is gone) and tries the lock when not held. A standby logs
+  ``standby`` once per model (info) and nothing per run.
+* :meth:`Leader.holds` is the check right before a write (before each undecided run, each cursor
+  move and the production step): a ``SELECT 1`` on the lock connection. When it fails, every lock
+  is considered lost at once: ``leadership_lost`` (error) per model, and the engine stops writing.
+* ``watcher.obs.metrics.set_leader(model, bool)`` follows every change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import threading
+from typing import Any
+
+import psycopg
+
+from watcher.config import HaConfig
+from watcher.obs import metrics
+from watcher.obs.logs import get_logger
+
+log = get_logger("watcher.leader")
+KEY_NAMESPACE = b"registry-watcher:"
+
+
+def lock_key(model_name: str) -> int:
+    """The advisory lock key of a registered model: a stable signed 64-bit integer."""
+    digest = hashlib.sha256(KEY_NAMESPACE + model_name.encode("utf-8")).digest()
+    key: int = struct.unpack(">q", digest[:8])[0]
+    return key
+
+
+class Leader:
+    """One replica's side of the election, for every model it watches (thread-safe)."""
+
+    def __init__(self, config: HaConfig) -> None:
+        self.config = config
+        self._conn: psycopg.Connection[Any] | None = None
+        self._held: set[str] = set()
+        self._standby_logged: set[str] = set()
+        self._lock = threading.RLock()
+        self._connect_failed = False
+
+    def _connect(self) -> psycopg.Connection[Any] | None:
+        cfg = self.config
+        try:
+            conn = psycopg.connect(cfg.lock_url, autocommit=True, connect_timeout=cfg.connect_timeout_seconds,
+                                   keepalives=1, keepalives_idle=cfg.keepalives_idle_seconds,
+                                   keepalives_interval=cfg.keepalives_interval_seconds,
+                                   keepalives_count=cfg.keepalives_count,
+                                   application_name="registry-watcher-leader")
+        except Exception as exc:  # noqa: BLE001 - no lock database: act for nothing, retry next poll
+            (log.debug if self._connect_failed else log.error)(
+                "leader_lock_unreachable", error=f"{type(exc).__name__}: {exc}")
+            self._connect_failed = True
+            return None
+        if self._connect_failed:
+            log.info("leader_lock_reachable")
+        self._connect_failed = False
+        return conn
+
+    def _alive(self) -> bool:
+        """``SELECT 1`` on the lock connection; on failure every held lock is lost."""
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+            return True
+        except Exception as exc:  # noqa: BLE001 - any failure means the session (and its locks) is gone
+            self._drop(f"{type(exc).__name__}: {exc}")
+            return False
+
+    def _drop(self, error: str) -> None:
+        for model in sorted(self._held):
+            log.error("leadership_lost", model_name=model, error=error,
+                      hint="writes for this model stopped; the lock is retried every poll")
+            metrics.set_leader(model, False)
+        self._held.clear()
+        self._standby_logged.clear()
+        self._close_connection()
+
+    def acquire(self, model_name: str) -> bool:
+        """Before a watch: True when this replica holds (or just took) the model's lock."""
+        with self._lock:
+            if not self._alive():
+                self._conn = self._connect()
+                if self._conn is None:
+                    metrics.set_leader(model_name, False)
+                    return False
+            if model_name in self._held:
+                return True
+            assert self._conn is not None
+            try:
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(model_name),)).fetchone()
+            except Exception as exc:  # noqa: BLE001
+                self._drop(f"{type(exc).__name__}: {exc}")
+                metrics.set_leader(model_name, False)
+                return False
+            if row and row[0]:
+                self._held.add(model_name)
+                self._standby_logged.discard(model_name)
+                metrics.set_leader(model_name, True)
+                log.info("leadership_acquired", model_name=model_name, lock_key=lock_key(model_name))
+                return True
+            metrics.set_leader(model_name, False)
+            if model_name not in self._standby_logged:
+                self._standby_logged.add(model_name)
+                log.info("standby", model_name=model_name, hint="another replica holds the lock; retried every poll")
+            return False
+
+    def holds(self, model_name: str) -> bool:
+        """Right before a write: True while the model's lock is held and its connection answers."""
+        with self._lock:
+            return model_name in self._held and self._alive()
+
+    def backend_pid(self) -> int | None:
+        """PostgreSQL backend pid of the lock connection (for operators and tests)."""
+        with self._lock:
+            return self._conn.info.backend_pid if self._conn is not None else None
+
+    def close(self) -> None:
+        """Release every lock by closing the session (a clean shutdown hands over at once)."""
+        with self._lock:
+            for model in self._held:
+                metrics.set_leader(model, False)
+            self._held.clear()
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        """Close the lock session (PostgreSQL frees every lock it held); never raises."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001, S110 - already broken: closed either way
+                pass
+        self._conn = None

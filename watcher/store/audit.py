@@ -1,0 +1,175 @@
+"""The audit trail of alias moves: one MLflow run per move in the audit experiment.
+
+Every move of a watched alias (a ``promote``, a ``rollback``, a move made outside the watcher and
+seen by the daemon, a removal) is one run in ``audit_experiment`` (default
+``registry-watcher-audit``), tagged ``watcher.kind=audit`` and ``watcher.audit.*``: model, alias,
+from and to version, actor (``by``), action, reason (full text up to MLflow's 8,000-character tag
+limit, longer cut with a marker), forced flag and time. It shows in the MLflow UI and is searchable
+by model (``tags.`watcher.audit.model` = 'M'``). Nothing is ever trimmed.
+
+Ordering is total and needs no read-modify-write of a shared value: entries sort by the run's
+``start_time`` (ms), then a migrated entry's old ``seq``, then the run id; the run id is the
+entry's stable ``id`` (scoring is keyed on it). Two writers (the CLI and the daemon) each create
+their own run, so neither can overwrite the other.
+
+A run's status is the entry's state: ``RUNNING`` is an *intent* (``promote`` writes it before it
+moves the alias, then finishes it), ``FINISHED`` a recorded move, ``KILLED`` an intent abandoned
+before its alias moved (it is not part of the history).
+
+Entries are :class:`AuditEntry` values (frozen). The legacy ``watcher.production_history`` tag is
+carried into the trail by ``watcher.store.migration``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Run, RunStatus
+
+from watcher.store import experiments, keys
+from watcher.store.codec import now_iso, truncate
+
+STATUS = {"RUNNING": "pending", "FINISHED": "done", "KILLED": "abandoned"}
+ALL_STATES = tuple(STATUS.values())
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One alias move (or an intent to make one), as the audit run records it."""
+
+    id: str
+    """The audit run's id: stable, so scoring is keyed on it."""
+    model: str | None
+    alias: str | None
+    version: str | None
+    """The version the alias points at after the move; None when it was removed."""
+    previous: str | None
+    at: str
+    """ISO-8601 UTC time of the move."""
+    by: str
+    """Who: the CLI user, ``watcher`` (the daemon's own moves) or ``external``."""
+    action: str
+    """``promote``, ``rollback``, ``stage``, ``observed``, ``removed``, ``adopted``, ``revert``, ..."""
+    reason: str
+    forced: bool
+    status: str
+    """``pending`` (an intent), ``done`` (a recorded move) or ``abandoned``."""
+    start_ms: int
+    legacy_seq: int | None = None
+    """The ``seq`` of a legacy history entry this one was carried over from."""
+    seq: int | None = None
+    """Position in the history, 1 = oldest (set by :func:`entries`)."""
+
+    def public(self) -> dict[str, Any]:
+        """The entry as ``history --json`` shows it (no internal sort fields)."""
+        shown: dict[str, Any] = {"id": self.id, "alias": self.alias, "version": self.version,
+                                 "previous": self.previous, "at": self.at, "by": self.by, "action": self.action,
+                                 "reason": self.reason, "forced": self.forced}
+        if self.legacy_seq is not None:
+            shown["legacy_seq"] = self.legacy_seq
+        if self.seq is not None:
+            shown["seq"] = self.seq
+        return shown
+
+
+def experiment_id(client: MlflowClient, name: str, create: bool = True) -> str | None:
+    """The audit experiment's id; created (tagged ``watcher.kind=audit``) when missing and ``create``."""
+    if create:
+        return experiments.get_or_create(client, name, keys.KIND_AUDIT)
+    return experiments.find(client, name)
+
+
+def _entry(run: Run) -> AuditEntry:
+    tags = run.data.tags
+    legacy = tags.get(keys.AUDIT_LEGACY_SEQ)
+    return AuditEntry(
+        id=run.info.run_id, model=tags.get(keys.AUDIT_MODEL), alias=tags.get(keys.AUDIT_ALIAS),
+        version=tags.get(keys.AUDIT_VERSION) or None, previous=tags.get(keys.AUDIT_PREVIOUS) or None,
+        at=tags.get(keys.AUDIT_AT) or now_iso(run.info.start_time), by=tags.get(keys.AUDIT_BY, ""),
+        action=tags.get(keys.AUDIT_ACTION, ""), reason=tags.get(keys.AUDIT_REASON, ""),
+        forced=tags.get(keys.AUDIT_FORCED) == "true", status=STATUS.get(run.info.status, run.info.status.lower()),
+        start_ms=run.info.start_time or 0, legacy_seq=int(legacy) if legacy else None,
+    )
+
+
+def order(found: list[AuditEntry]) -> list[AuditEntry]:
+    """Total order: start time, then a migrated entry's old seq, then the run id; dedupe migrations."""
+    ordered = sorted(found, key=lambda e: (e.start_ms, e.legacy_seq or 0, e.id))
+    seen: set[int] = set()
+    kept = []
+    for entry in ordered:
+        if entry.legacy_seq is not None:
+            if entry.legacy_seq in seen:
+                continue  # two processes migrated at once: the first copy counts
+            seen.add(entry.legacy_seq)
+        kept.append(entry)
+    return kept
+
+
+def _filter(model_name: str, alias: str) -> str:
+    return f"tags.`{keys.AUDIT_MODEL}` = '{model_name}' AND tags.`{keys.AUDIT_ALIAS}` = '{alias}'"
+
+
+def entries(client: MlflowClient, experiment: str, model_name: str, alias: str,
+            include: tuple[str, ...] = ("done",)) -> list[AuditEntry]:
+    """Every entry of ``model_name``'s ``alias``, oldest first, numbered ``seq`` 1..n (``done`` only by default)."""
+    exp_id = experiment_id(client, experiment, create=False)
+    if exp_id is None:
+        return []
+    found: list[AuditEntry] = []
+    token = None
+    while True:
+        page = client.search_runs([exp_id], _filter(model_name, alias), max_results=PAGE,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        found.extend(_entry(run) for run in page)
+        token = page.token
+        if not token:
+            break
+    kept = [e for e in order(found) if e.status in include]
+    return [replace(entry, seq=seq) for seq, entry in enumerate(kept, 1)]
+
+
+def recent(client: MlflowClient, experiment: str, model_name: str, alias: str, n: int = 10) -> list[AuditEntry]:
+    """The newest ``n`` entries in any state (intents included), oldest first: one request."""
+    exp_id = experiment_id(client, experiment, create=False)
+    if exp_id is None:
+        return []
+    runs = client.search_runs([exp_id], _filter(model_name, alias), max_results=n,
+                              order_by=["attributes.start_time DESC"])
+    return order([_entry(run) for run in runs])
+
+
+def begin(client: MlflowClient, experiment: str, *, model_name: str, alias: str, version: str | None,
+          previous: str | None, by: str, action: str, reason: str, forced: bool = False,
+          at_ms: int | None = None, legacy_seq: int | None = None) -> AuditEntry:
+    """Create the entry as an intent (a RUNNING run); :func:`finish` makes it a recorded move."""
+    at = now_iso(at_ms)
+    reason = truncate(reason or "", keys.RUN_TAG_LIMIT)
+    tags = {keys.KIND: keys.KIND_AUDIT, keys.AUDIT_MODEL: model_name, keys.AUDIT_ALIAS: alias,
+            keys.AUDIT_VERSION: version or "", keys.AUDIT_PREVIOUS: previous or "", keys.AUDIT_BY: by,
+            keys.AUDIT_ACTION: action, keys.AUDIT_REASON: reason, keys.AUDIT_FORCED: "true" if forced else "false",
+            keys.AUDIT_AT: at, keys.NOTE: reason or f"{action} by {by}"}
+    if legacy_seq is not None:
+        tags[keys.AUDIT_LEGACY_SEQ] = str(legacy_seq)
+    name = f"{model_name} {alias}: v{previous or '-'} -> v{version or '-'} ({action})"
+    run = client.create_run(experiment_id(client, experiment) or "", start_time=at_ms, tags=tags, run_name=name)
+    return _entry(run)
+
+
+def finish(client: MlflowClient, entry: AuditEntry) -> AuditEntry:
+    """Mark an intent as a recorded move (idempotent: the CLI and the daemon may both call it)."""
+    client.set_terminated(entry.id, RunStatus.to_string(RunStatus.FINISHED), end_time=None)
+    return replace(entry, status="done")
+
+
+def abandon(client: MlflowClient, entry: AuditEntry) -> None:
+    """An intent whose alias never moved: KILLED, so it is not part of the history."""
+    client.set_terminated(entry.id, RunStatus.to_string(RunStatus.KILLED))
+
+
+def record(client: MlflowClient, experiment: str, **fields: Any) -> AuditEntry:
+    """Create and finish an entry (a move already made, e.g. one observed by the daemon)."""
+    return finish(client, begin(client, experiment, **fields))

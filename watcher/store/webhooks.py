@@ -1,0 +1,41 @@
+"""MLflow's registry webhooks that point at this watcher: install (idempotently), list, remove."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.entities.webhook import Webhook, WebhookEvent, WebhookEventStr
+
+WEBHOOK_NAME = "registry-watcher"
+EVENTS: list[WebhookEvent | WebhookEventStr] = ["model_version_alias.created", "model_version_alias.deleted"]
+"""What ``install`` subscribes to: production moves (and removals) of any model; others are ignored."""
+
+
+def all_webhooks(client: MlflowClient) -> list[Webhook]:
+    """Every webhook of the server, all pages."""
+    hooks: list[Webhook] = []
+    token = None
+    while True:
+        page = client.list_webhooks(max_results=100, page_token=token)
+        hooks.extend(page)
+        token = page.token
+        if not token:
+            return hooks
+
+
+def install(client: MlflowClient, url: str, secret: str, description: str) -> tuple[str, bool, int]:
+    """Create or update the one webhook pointing at ``url``; returns (id, created, duplicates deleted).
+
+    Idempotent: an existing webhook with the same URL is updated (events, secret, status), and any
+    further ones with that URL are deleted, so running it twice leaves exactly one.
+    """
+    same_url = [hook for hook in all_webhooks(client) if hook.url == url]
+    if same_url:
+        first, *extra = same_url
+        client.update_webhook(first.webhook_id, name=WEBHOOK_NAME, description=description[:1000], url=url,
+                              events=list(EVENTS), secret=secret, status="ACTIVE")
+        for hook in extra:
+            client.delete_webhook(hook.webhook_id)
+        return str(first.webhook_id), False, len(extra)
+    hook = client.create_webhook(name=WEBHOOK_NAME, url=url, events=list(EVENTS), description=description[:1000],
+                                 secret=secret, status="ACTIVE")
+    return str(hook.webhook_id), True, 0
