@@ -5,8 +5,9 @@
 # runtime on the CI machine can pull the base image.
 FROM python:3.11-slim
 
-# WATCHER_HTTP__PORT turns the HTTP server on (health, readiness, metrics, webhooks) on 8080 unless the
-# config file says otherwise; the HEALTHCHECK below reads the same variable.
+# WATCHER_HTTP__PORT turns the HTTP server on (health, readiness, metrics, webhooks) on 8080; the
+# environment outranks the config file, so the HEALTHCHECK below, which reads the same variable, probes
+# the port actually served.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

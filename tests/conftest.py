@@ -21,6 +21,10 @@ from watcher.config import WatcherConfig, load_config
 from watcher.testing import start_mlflow_server, stop
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+LOCAL_ARTIFACT_ROOT = "_MLFLOW_SERVER_ARTIFACT_ROOT"
+"""Where an in-process SQLite store puts new experiments' artifacts (MLflow's default is ./mlruns)."""
+in_process = pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)
+"""For tests of logic that need no server: an in-process ``sqlite:///`` store."""
 FEATURES_YAML = ("[orders_last_30d, avg_delivery_delay_min, complaints_90d, discount_usage_rate,\n"
                  "                   tenure_days, support_tickets_30d, crisis_region, app_sessions_7d]")
 
@@ -49,9 +53,20 @@ def _drop_database(name: str) -> None:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URI of a running ``mlflow server`` with the given backend store."""
+    """URI of a running ``mlflow server`` with the given backend store; ``local`` (asked for with
+    ``indirect`` parametrization by tests of logic that needs no server) is an in-process
+    ``sqlite:///`` store with its artifacts beside it, no subprocess at all."""
     workdir = tmp_path_factory.mktemp(f"mlflow-{request.param}")
     database = None
+    if request.param == "local":
+        previous = os.environ.get(LOCAL_ARTIFACT_ROOT)
+        os.environ[LOCAL_ARTIFACT_ROOT] = str(workdir / "artifacts")  # not ./mlruns in the repo
+        yield f"sqlite:///{workdir / 'mlflow.db'}"
+        if previous is None:
+            os.environ.pop(LOCAL_ARTIFACT_ROOT, None)
+        else:
+            os.environ[LOCAL_ARTIFACT_ROOT] = previous
+        return
     if request.param == "sqlite":
         backend = f"sqlite:///{workdir / 'mlflow.db'}"
     else:

@@ -19,7 +19,7 @@ from watcher.store import audit, codec
 from watcher.store import keys as state
 from watcher.store.migration import migrate_legacy
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)]  # logic: in-process SQLite
 
 
 def _two_versions(client, config, names) -> tuple[str, str]:

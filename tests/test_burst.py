@@ -9,7 +9,7 @@ from helpers import SimulatedCrash, captured, crash_at, decision, events, stagin
 from watcher.engine import Session, reconcile_once
 from watcher.store import keys as state
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)]  # logic: in-process SQLite
 VARIANTS = ["good", "good", "shuffled", "good", "good", "extra_feature", "good", "good", "good", "no_recall"]
 
 
@@ -25,7 +25,7 @@ def _assert_exactly_once(client, model: str, runs: list[str]) -> None:
         assert len(versions_of(client, model, run_id)) == (1 if variant == "good" else 0)
     assert len(versions_of(client, model)) == len(passing)
     newest = max(passing, key=lambda r: client.get_run(r).info.end_time)
-    assert staging(client, model) == versions_of(client, model, newest)[0].version
+    assert staging(client, model) == str(versions_of(client, model, newest)[0].version)
 
 
 def test_a_burst_is_decided_in_parallel_with_one_staging_move(client, make_config, names):

@@ -15,7 +15,7 @@ from watcher.engine import reconcile_once
 from watcher.engine.promotion import PromotionError, production_history, promote
 from watcher.store import keys as state
 
-sqlite_only = pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
+sqlite_only = pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)  # logic: in-process SQLite
 
 
 def _cli(capsys, tmp_path: Path, *args: str) -> tuple[int, str, str]:

@@ -17,7 +17,7 @@ from demo.churn import customer_data, requirements
 from watcher.engine import reconcile_once
 from watcher.store import keys as state
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)]  # logic: in-process SQLite
 EXTRA_COLUMNS = 2000
 
 

@@ -19,7 +19,7 @@ from watcher.engine.promotion import production_history, promote
 from watcher.store import codec
 from watcher.store import keys as state
 
-sqlite_only = pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
+sqlite_only = pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)  # logic: in-process SQLite
 
 
 @pytest.fixture()

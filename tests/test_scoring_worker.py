@@ -17,7 +17,7 @@ from watcher.service.poller import Poller
 from watcher.store import codec
 from watcher.store import keys as state
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)]  # logic: in-process SQLite
 
 
 def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001

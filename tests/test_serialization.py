@@ -61,7 +61,7 @@ def test_disabled_gate_passes_anything():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("tracking_uri", ["local"], indirect=True)  # logic: in-process SQLite
 def test_a_pickled_run_is_rejected_and_a_skops_run_registered(client, make_config, names):
     config = make_config(gates="      - safe_serialization: true\n")
     pickled = train(names["experiment"], serialization_format="pickle")

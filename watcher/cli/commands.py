@@ -84,8 +84,12 @@ def webhooks_install(client: MlflowClient, config: WatcherConfig, url: str) -> i
     except Exception as exc:  # noqa: BLE001 - the server refused (scheme, private address, ...)
         print(f"error: MLflow refused the webhook: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    log.info("webhook_installed", webhook_id=webhook_id, url=url, created=created, duplicates_deleted=extra,
-             events=webhooks.EVENTS)
+    hook_log = get_logger("watcher.webhooks")
+    if created:
+        hook_log.info("webhook_installed", webhook_id=webhook_id, url=url, created=True, events=webhooks.EVENTS)
+    else:
+        hook_log.info("webhook_installed", webhook_id=webhook_id, url=url, created=False, duplicates_deleted=extra,
+                      events=webhooks.EVENTS)
     print(f"webhook {webhook_id} {'created' if created else 'updated'}: {url} "
           f"({', '.join(map(str, webhooks.EVENTS))}); MLflow may take up to MLFLOW_WEBHOOK_CACHE_TTL (60 s) to deliver")
     return 0
@@ -103,7 +107,7 @@ def check(client: MlflowClient, config: WatcherConfig) -> int:
         log.error("tracking_server_unreachable", error=f"{type(exc).__name__}: {exc}")
         return 1
     for watch in config.watches:
-        exists = experiments.find(client, watch.experiment) is not None
+        exists = experiments.find(client, watch.experiment, deleted="id") is not None
         log.info("config_ok", experiment=watch.experiment, model_name=watch.model_name, experiment_exists=exists,
                  gates=len(watch.gates), scoring=watch.scoring is not None)
     return 0

@@ -16,13 +16,16 @@ from watcher.store.runs import recent_decisions
 
 def watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict[str, Any]:
     """One watch's row (``status --json`` prints a list of them)."""
-    model = registry.find_model(client, watch.model_name)
+    try:
+        model = registry.find_model(client, watch.model_name)
+    except Exception:  # noqa: BLE001 - not readable (not created yet, no permission): shown as unset
+        model = None
     aliases = registry.aliases_of(model) if model is not None else {}
     tags = registry.tags_of(model) if model is not None else {}
     scored = records.read_scored(tags)
     failure = records.read_failure(tags)
     decisions = []
-    experiment_id = experiments.find(client, watch.experiment)
+    experiment_id = experiments.find(client, watch.experiment, deleted="id")
     if experiment_id is not None:
         decisions = [{"run_id": r.info.run_id, "run_name": r.info.run_name, "decision": r.data.tags[keys.DECISION],
                       "version": r.data.tags.get(keys.MODEL_VERSION), "reason": r.data.tags.get(keys.REASON),

@@ -67,8 +67,8 @@ class Session:
     search: SearchSupport = field(default_factory=SearchSupport)
     end_times: dict[str, dict[str, int]] = field(default_factory=dict)
     """Model -> version -> its run's end time (immutable facts), so staging checks cost no request."""
-    migrated: set[str] = field(default_factory=set)
-    """Models whose legacy history tag was checked (the migration runs once per process)."""
+    migrated: set[tuple[str, str]] = field(default_factory=set)
+    """(model, alias) pairs whose legacy history tag was checked (the migration runs once per process)."""
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
@@ -102,10 +102,10 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
                 if stop.is_set():
                     break
                 if leading():
-                    if watch.model_name not in session.migrated:
+                    if (watch.model_name, watch.production_alias) not in session.migrated:
                         migrate_legacy(client, config.audit_experiment, watch.model_name, tags_of(model),
                                        watch.production_alias)
-                        session.migrated.add(watch.model_name)
+                        session.migrated.add((watch.model_name, watch.production_alias))
                     reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
                                          audit_experiment=config.audit_experiment, handoff=scorer)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop

@@ -1,19 +1,18 @@
 """The built-in scoring engines by name, and stopping the ones that were started.
 
-Spark's module is imported only when a watch chooses ``engine: spark`` (pyspark is an extra);
-its session (a JVM and its workers) is stopped by :func:`stop_engines` at shutdown.
+Spark's module is imported only when a watch chooses ``engine: spark`` (pyspark is an extra); if it
+was ever imported, :func:`stop_engines` stops its session (a JVM and its workers) at shutdown.
 """
 
 from __future__ import annotations
 
-import threading
+import sys
 from collections.abc import Callable
 
 from handlers.scoring import ScoringRequest, ScoringResult, batch_score
 
 Scorer = Callable[[ScoringRequest], ScoringResult]
-_STOPPERS: dict[str, Callable[[], None]] = {}
-_LOCK = threading.Lock()
+SPARK_MODULE = "handlers.spark_scoring"
 
 
 def engine_handler(engine: str) -> Scorer:
@@ -21,18 +20,12 @@ def engine_handler(engine: str) -> Scorer:
     if engine == "spark":
         from handlers import spark_scoring
 
-        with _LOCK:
-            _STOPPERS["spark"] = spark_scoring.stop_session
         return spark_scoring.spark_score
     return batch_score
 
 
 def stop_engines() -> None:
-    """Stop every engine that was started (the Spark session, if any); never raises."""
-    with _LOCK:
-        stoppers = list(_STOPPERS.values())
-    for stop in stoppers:
-        try:
-            stop()
-        except Exception:  # noqa: BLE001, S110 - shutting down: nothing left to report to
-            pass
+    """Stop the Spark session if the Spark engine was ever loaded (a no-op without a session)."""
+    spark = sys.modules.get(SPARK_MODULE)
+    if spark is not None:
+        spark.stop_session()

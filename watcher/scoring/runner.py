@@ -111,14 +111,15 @@ def _score(client: MlflowClient, watch: WatchConfig, entry: AuditEntry) -> Outco
         if adopted:
             log.info("scoring_adopted", scoring_run_id=adopted[0])
             return Outcome(adopted[0], version, adopted[1], adopted[2])
-        params = {"engine": config.engine, **({"handler": config.handler} if config.handler else {})}
         run_id = records.start_run(client, experiment_id, model_name=watch.model_name, version=version,
-                                   alias=watch.production_alias, key=key, params=params)
+                                   alias=watch.production_alias, key=key)
     except Exception as exc:  # noqa: BLE001 - reported as a scoring failure
         return Outcome(None, version, error=exc)
     log.info("scoring_started", scoring_run_id=run_id, input=config.input)
     started = time.monotonic()
     try:
+        records.log_params(client, run_id, {"engine": config.engine,
+                                            **({"handler": config.handler} if config.handler else {})})
         handler = import_callable(config.handler) if config.handler else engine_handler(config.engine)
         result = handler(ScoringRequest(watch.model_name, version, watch.production_alias,
                                         f"models:/{watch.model_name}/{version}", config))

@@ -78,8 +78,8 @@ class AuditEntry:
 def experiment_id(client: MlflowClient, name: str, create: bool = True) -> str | None:
     """The audit experiment's id; created (tagged ``watcher.kind=audit``) when missing and ``create``."""
     if create:
-        return experiments.get_or_create(client, name, keys.KIND_AUDIT)
-    return experiments.find(client, name)
+        return experiments.get_or_create(client, name, keys.KIND_AUDIT, "audit_experiment")
+    return experiments.find(client, name, deleted="audit_experiment")
 
 
 def _entry(run: Run) -> AuditEntry:

@@ -21,23 +21,37 @@ def _key(client: MlflowClient, name: str) -> tuple[str, str]:
     return str(getattr(client, "tracking_uri", "")), name
 
 
-def find(client: MlflowClient, name: str) -> str | None:
-    """The id of the active experiment ``name``, or None when it does not exist or is deleted."""
+def find(client: MlflowClient, name: str, *, deleted: str = "none") -> str | None:
+    """The id of the active experiment ``name``, or None when it does not exist.
+
+    A deleted one is None (``deleted="none"``, a watched experiment: polling goes on), its id
+    (``"id"``, for reports that show what it holds) or an error naming the config key to change
+    (any other value, the watcher's own experiments: their history must not silently vanish)."""
     key = _key(client, name)
     with _LOCK:
         if key in _IDS:
             return _IDS[key]
     experiment = client.get_experiment_by_name(name)
-    if experiment is None or experiment.lifecycle_stage != "active":
+    if experiment is None:
         return None
+    if experiment.lifecycle_stage != "active":
+        if deleted == "none":
+            return None
+        if deleted == "id":
+            return str(experiment.experiment_id)
+        raise RuntimeError(f"the {_kind(deleted)} experiment '{name}' is deleted; restore it or set {deleted}")
     with _LOCK:
         _IDS[key] = experiment.experiment_id
     return str(experiment.experiment_id)
 
 
-def get_or_create(client: MlflowClient, name: str, kind: str) -> str:
+def _kind(setting: str) -> str:
+    return "audit" if setting == "audit_experiment" else "scoring"
+
+
+def get_or_create(client: MlflowClient, name: str, kind: str, setting: str) -> str:
     """The id of the watcher's own experiment ``name`` (tagged ``watcher.kind=<kind>``), created
-    when missing; a deleted one is an error naming the fix."""
+    when missing; a deleted one is an error naming ``setting``, the config key that moves it."""
     key = _key(client, name)
     with _LOCK:
         if key in _IDS:
@@ -52,7 +66,7 @@ def get_or_create(client: MlflowClient, name: str, kind: str) -> str:
         if experiment is None:
             raise RuntimeError(f"cannot create the {kind} experiment '{name}'")
     if experiment.lifecycle_stage != "active":
-        raise RuntimeError(f"the {kind} experiment '{name}' is deleted; restore it or configure another name")
+        raise RuntimeError(f"the {kind} experiment '{name}' is deleted; restore it or set {setting}")
     with _LOCK:
         _IDS[key] = experiment.experiment_id
     return str(experiment.experiment_id)

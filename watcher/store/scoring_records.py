@@ -117,7 +117,7 @@ def scoring_key(model_name: str, entry: AuditEntry) -> str:
 
 def experiment_id(client: MlflowClient, name: str) -> str:
     """Get or create the scoring experiment."""
-    return experiments.get_or_create(client, name, keys.KIND_SCORING)
+    return experiments.get_or_create(client, name, keys.KIND_SCORING, "scoring.experiment")
 
 
 def adopt_or_clean(client: MlflowClient, experiment_id: str, key: str) -> tuple[str, int, str] | None:
@@ -132,15 +132,19 @@ def adopt_or_clean(client: MlflowClient, experiment_id: str, key: str) -> tuple[
     return None
 
 
-def start_run(client: MlflowClient, experiment_id: str, *, model_name: str, version: str, alias: str, key: str,
-              params: dict[str, str]) -> str:
-    """Create the ``model_pattern_scoring`` run (with its parameters); returns its id."""
+def start_run(client: MlflowClient, experiment_id: str, *, model_name: str, version: str, alias: str,
+              key: str) -> str:
+    """Create the ``model_pattern_scoring`` run; returns its id."""
     run = client.create_run(experiment_id, run_name=SCORING_RUN_NAME, tags={
         keys.SCORING_MODEL_NAME: model_name, keys.SCORING_MODEL_VERSION: version, keys.SCORING_MODEL_ALIAS: alias,
         keys.KIND: keys.KIND_SCORING, keys.SCORING_KEY: key})
-    for name, value in params.items():
-        client.log_param(run.info.run_id, name, value)
     return str(run.info.run_id)
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, str]) -> None:
+    """The scoring run's parameters (engine, handler)."""
+    for name, value in params.items():
+        client.log_param(run_id, name, value)
 
 
 def finish_run(client: MlflowClient, run_id: str, rows: int, seconds: float, output: str,
