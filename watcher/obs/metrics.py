@@ -23,6 +23,18 @@ LEADER = Gauge("registry_watcher_leader",
                "1 where this replica acts for the model (always 1 without the ha block), else 0.", ["model"])
 
 
+_LOCK_DB_UP: list[Gauge] = []
+"""Created on first use, so the series is absent without the ``ha`` block."""
+
+
+def set_lock_db_up(up: bool) -> None:
+    """Whether this replica's lock database answered at its last contact (``ha`` only)."""
+    if not _LOCK_DB_UP:
+        _LOCK_DB_UP.append(Gauge("registry_watcher_lock_db_up",
+                                 "1 when the ha lock database answered at the last contact, else 0 (absent without ha)."))
+    _LOCK_DB_UP[0].set(1 if up else 0)
+
+
 def record_decision(model: str, decision: str) -> None:
     """Count one run decision."""
     DECISIONS.labels(model=model, decision=decision).inc()

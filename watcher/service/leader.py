@@ -50,6 +50,16 @@ class Leader:
         self._standby_logged: set[str] = set()
         self._lock = threading.RLock()
         self._connect_failed = False
+        self._db_up: bool | None = None
+
+    @property
+    def db_up(self) -> bool | None:
+        """Whether the lock database answered at the last contact; None before the first one."""
+        return self._db_up
+
+    def _set_db_up(self, up: bool) -> None:
+        self._db_up = up
+        metrics.set_lock_db_up(up)
 
     def _connect(self) -> psycopg.Connection[Any] | None:
         cfg = self.config
@@ -63,10 +73,12 @@ class Leader:
             (log.debug if self._connect_failed else log.error)(
                 "leader_lock_unreachable", error=f"{type(exc).__name__}: {exc}")
             self._connect_failed = True
+            self._set_db_up(False)
             return None
         if self._connect_failed:
             log.info("leader_lock_reachable")
         self._connect_failed = False
+        self._set_db_up(True)
         return conn
 
     def _alive(self) -> bool:
@@ -75,10 +87,12 @@ class Leader:
             return False
         try:
             self._conn.execute("SELECT 1")
-            return True
         except Exception as exc:  # noqa: BLE001 - any failure means the session (and its locks) is gone
             self._drop(f"{type(exc).__name__}: {exc}")
+            self._set_db_up(False)
             return False
+        self._set_db_up(True)
+        return True
 
     def _drop(self, error: str) -> None:
         for model in sorted(self._held):
