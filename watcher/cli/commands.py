@@ -24,7 +24,7 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
     if args.verb == "run":
         return run_daemon(client, config)
     if args.verb == "once":
-        report = Poller(client, config, leader=make_leader(config)).poll()
+        report = Poller(client, config, leader=make_leader(config, member=False)).poll()
         return 0 if report is not None and report.ok else 1
     if args.verb == "check-config":
         return check(client, config)

@@ -30,6 +30,10 @@ class HaConfig(Strict):
     """Idle seconds before TCP keepalive probes start, so a dead peer is noticed in ~25 s, not hours."""
     keepalives_interval_seconds: int = Field(5, ge=1)
     """Seconds between unanswered keepalive probes."""
+    group: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    """Replicas of one fleet: only replicas of the same group share the models among themselves, so
+    another group's watchers (or a benchmark) on the same lock database never shrink this fleet's
+    shares. Up to 32 letters, digits, ``_ . -`` (it goes into the lock session's application_name)."""
     keepalives_count: int = Field(3, ge=1)
     """Unanswered probes before the kernel drops the connection (and PostgreSQL frees the lock)."""
 

@@ -57,6 +57,11 @@ class ScoringWorker:
             log.debug("scoring_queued", model_name=model_name, busy_with=self.busy_with)
             self._cond.notify()
 
+    def has(self, model_name: str) -> bool:
+        """Whether ``model_name`` is being scored or waits to be (its lock must not be given up)."""
+        with self._cond:
+            return self.busy_with == model_name or model_name in self._pending
+
     def idle(self) -> bool:
         with self._cond:
             return not self._pending and self.busy_with is None

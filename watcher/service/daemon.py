@@ -79,9 +79,10 @@ def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
     return 0
 
 
-def make_leader(config: WatcherConfig) -> Leader | None:
-    """The replica's :class:`Leader` when the config has an ``ha`` block, else None."""
-    return Leader(config.ha) if config.ha is not None else None
+def make_leader(config: WatcherConfig, *, member: bool = True) -> Leader | None:
+    """The replica's :class:`Leader` when the config has an ``ha`` block, else None; ``member``
+    False for a one-off pass (``once``), which is not counted among the group's replicas."""
+    return Leader(config.ha, member=member) if config.ha is not None else None
 
 
 def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None:

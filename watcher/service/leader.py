@@ -13,6 +13,12 @@ keepalive probes fail.
 * :meth:`Leader.holds` is the check right before a write (before each undecided run, each cursor
   move and the production step): a ``SELECT 1`` on the lock connection. When it fails, every lock
   is considered lost at once: ``leadership_lost`` (error) per model, and the engine stops writing.
+* :meth:`Leader.rebalance` (the daemon calls it between ticks) shares the models among the live
+  replicas of ``ha.group`` (``watcher.service.membership``): this replica keeps its share, releases
+  the locks of the others with ``pg_advisory_unlock`` (never one whose scoring is in hand), and
+  ``acquire`` then tries only its share. A model whose lock nobody held for ``ORPHAN_ROUNDS``
+  rebalances (a replica that does not watch it was assigned it) is adopted. Without ``rebalance``
+  (``once``) a replica takes any free lock, as a single replica does.
 * ``watcher.obs.metrics.set_leader(model, bool)`` follows every change.
 """
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -28,9 +35,20 @@ import psycopg
 from watcher.config import HaConfig
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
+from watcher.service.membership import (
+    HELD_SQL,
+    LIVE_SQL,
+    application_name,
+    assign,
+    group_prefix,
+    new_replica_id,
+    replica_of,
+)
 
 log = get_logger("watcher.leader")
 KEY_NAMESPACE = b"registry-watcher:"
+ORPHAN_ROUNDS = 5
+"""Rebalances a model's lock must stay free before a replica it was not assigned to adopts it."""
 
 
 def lock_key(model_name: str) -> int:
@@ -43,8 +61,16 @@ def lock_key(model_name: str) -> int:
 class Leader:
     """One replica's side of the election, for every model it watches (thread-safe)."""
 
-    def __init__(self, config: HaConfig) -> None:
+    def __init__(self, config: HaConfig, *, member: bool = True) -> None:
         self.config = config
+        self.member = member
+        """False for a one-off process (``once``): it is not counted as a replica of the group."""
+        self.replica = new_replica_id()
+        self.members: list[str] = []
+        """The live replicas of the group at the last rebalance (this one included)."""
+        self._wanted: set[str] | None = None
+        self._adopted: dict[str, str] = {}
+        self._unheld: dict[str, int] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._held: set[str] = set()
         self._standby_logged: set[str] = set()
@@ -68,7 +94,8 @@ class Leader:
                                    keepalives=1, keepalives_idle=cfg.keepalives_idle_seconds,
                                    keepalives_interval=cfg.keepalives_interval_seconds,
                                    keepalives_count=cfg.keepalives_count,
-                                   application_name="registry-watcher-leader")
+                                   application_name=application_name(cfg.group, self.replica) if self.member
+                                   else f"registry-watcher-once:{cfg.group}"[:63])
         except Exception as exc:  # noqa: BLE001 - no lock database: act for nothing, retry next poll
             (log.debug if self._connect_failed else log.error)(
                 "leader_lock_unreachable", error=f"{type(exc).__name__}: {exc}")
@@ -113,6 +140,8 @@ class Leader:
                     return False
             if model_name in self._held:
                 return True
+            if self._wanted is not None and model_name not in self._wanted:
+                return self._standby(model_name)
             assert self._conn is not None
             try:
                 row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(model_name),)).fetchone()
@@ -126,11 +155,80 @@ class Leader:
                 metrics.set_leader(model_name, True)
                 log.info("leadership_acquired", model_name=model_name, lock_key=lock_key(model_name))
                 return True
-            metrics.set_leader(model_name, False)
-            if model_name not in self._standby_logged:
-                self._standby_logged.add(model_name)
-                log.info("standby", model_name=model_name, hint="another replica holds the lock; retried every poll")
-            return False
+            return self._standby(model_name)
+
+    def _standby(self, model_name: str) -> bool:
+        metrics.set_leader(model_name, False)
+        if model_name not in self._standby_logged:
+            self._standby_logged.add(model_name)
+            log.info("standby", model_name=model_name, hint="another replica leads it; retried every poll")
+        return False
+
+    def rebalance(self, models: Sequence[str], busy: Callable[[str], bool] = lambda _model: False) -> None:
+        """Between ticks: keep this replica's share of ``models`` among the live replicas of the
+        group and release the rest (unless ``busy``: a scoring in hand is never cut off)."""
+        with self._lock:
+            if not self._alive():
+                self._conn = self._connect()
+                if self._conn is None:
+                    return
+            assert self._conn is not None
+            prefix = group_prefix(self.config.group)
+            try:
+                names = [str(row[0]) for row in self._conn.execute(LIVE_SQL, (prefix,)).fetchall()]
+                locks = [(str(row[0] or ""), int(row[1])) for row in self._conn.execute(HELD_SQL).fetchall()]
+            except Exception as exc:  # noqa: BLE001 - the session is gone: every lock with it
+                self._drop(f"{type(exc).__name__}: {exc}")
+                self._set_db_up(False)
+                return
+            members = sorted({replica_of(name, self.config.group) for name in names} | {self.replica})
+            taken = {key for _, key in locks}
+            by_key = {lock_key(m): m for m in models}
+            holders = {by_key[key]: replica_of(name, self.config.group) for name, key in locks
+                       if key in by_key and name.startswith(prefix)}
+            plan = assign(members, models, holders)
+            self._wanted = {m for m, owner in plan.items() if owner == self.replica} | self._orphans(models, plan, taken)
+            for model in sorted(self._held - self._wanted):
+                if not busy(model):
+                    self._release(model, plan.get(model))
+            if members != self.members:
+                log.info("replicas_changed", group=self.config.group, replicas=len(members),
+                         share=len([m for m in plan.values() if m == self.replica]), models=len(plan))
+                self.members = members
+
+    def _orphans(self, models: Sequence[str], plan: dict[str, str], taken: set[int]) -> set[str]:
+        """Models assigned elsewhere whose lock stayed free for ORPHAN_ROUNDS rebalances (their
+        assignee does not watch them); an adoption lasts while the same replica is the assignee."""
+        adopted = set()
+        for model in models:
+            owner = plan.get(model)
+            if owner == self.replica:
+                self._unheld.pop(model, None)
+                self._adopted.pop(model, None)
+            elif model in self._held:
+                if self._adopted.get(model) == owner:
+                    adopted.add(model)
+            elif lock_key(model) in taken:
+                self._unheld.pop(model, None)
+            else:
+                self._unheld[model] = self._unheld.get(model, 0) + 1
+                if self._unheld[model] >= ORPHAN_ROUNDS and owner is not None:
+                    self._adopted[model] = owner
+                    adopted.add(model)
+        return adopted
+
+    def _release(self, model: str, to: str | None) -> None:
+        """Give a model's lock up (between ticks): its assignee takes it on its next poll."""
+        assert self._conn is not None
+        try:
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(model),))
+        except Exception as exc:  # noqa: BLE001 - the session is gone, and the lock with it
+            self._drop(f"{type(exc).__name__}: {exc}")
+            return
+        self._held.discard(model)
+        self._adopted.pop(model, None)
+        metrics.set_leader(model, False)
+        log.info("leadership_released", model_name=model, to_replica=to, reason="rebalance")
 
     def holds(self, model_name: str) -> bool:
         """Right before a write: True while the model's lock is held and its connection answers."""
@@ -148,6 +246,7 @@ class Leader:
             for model in self._held:
                 metrics.set_leader(model, False)
             self._held.clear()
+            self._wanted = None
             self._close_connection()
 
     def _close_connection(self) -> None:

@@ -84,6 +84,7 @@ class Poller:
         if self.health is not None:
             self.health.poll_started()
         report: TickReport | None = None
+        self._share_models()
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
                                     leader=self.leader, scorer=self.scorer.submit if self.scorer else None)
@@ -129,3 +130,11 @@ class Poller:
         level = log.info if registered or rejected or scored or queued else log.debug
         level("poll_completed", registered=registered, rejected=rejected, scored=scored, scoring_queued=queued,
               ok=report.ok)
+
+    def _share_models(self) -> None:
+        """Between ticks, with ``ha``: keep this replica's share of the models (``Leader.rebalance``)."""
+        if self.leader is None or not self.leader.member:
+            return
+        scorer = self.scorer
+        self.leader.rebalance([w.model_name for w in self.config.watches],
+                              busy=lambda model: scorer is not None and scorer.has(model))
