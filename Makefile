@@ -8,10 +8,12 @@ SOAK_MINUTES ?= 10
 
 .PHONY: demo test lint venv bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/mlflow-run-events/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,spark]'
+	# the MLflow server plugin (run events), for the tests that start `mlflow server --app-name registry-watcher`
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e plugins/mlflow-run-events
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -26,7 +28,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/ruff check watcher handlers tests bench demo
+	$(BIN)/ruff check watcher handlers tests bench demo plugins
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_latency.py
