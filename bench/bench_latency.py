@@ -9,7 +9,12 @@ fall at random phases of the poll, then ends the run. Measured twice in one go:
 * watcher: ``registry-watcher run`` as its own process; the time is the ``staging_alias_moved``
   log event of that run (written after the alias request returned).
 
-    .venv/bin/python bench/bench_latency.py [--runs 20]
+Then the same with run events: a second ``mlflow server --app-name registry-watcher`` (the plugin
+in ``plugins/mlflow-run-events``) tells the daemon the moment a run ends, and the daemon polls only
+every 30 s. Last, the idle cost on that server: its worker's CPU while an idle daemon polls every
+1 s, and every 30 s (``--idle-seconds`` each), from /proc.
+
+    .venv/bin/python bench/bench_latency.py [--runs 20] [--idle-seconds 60]
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import time
 from pathlib import Path
 
 import mlflow
-from common import epoch, events, machine, median, pct, start_daemon, wait_for, write_config
+from common import cpu_seconds, epoch, events, machine, median, pct, server_worker_pid, start_daemon, wait_for, write_config
 from mlflow import MlflowClient
 
 import watcher  # noqa: F401
 from demo.churn import train_run
-from watcher.testing import start_mlflow_server, stop
+from watcher.testing import free_port, start_mlflow_server, stop
+
+SECRET = "bench-run-events-secret"
 
 
 class FloorPoller(threading.Thread):
@@ -77,11 +84,14 @@ def measure_floor(client: MlflowClient, runs: int, rng: random.Random) -> list[f
     return latencies
 
 
-def measure_watcher(client: MlflowClient, uri: str, work: Path, runs: int, rng: random.Random) -> list[float]:
-    experiment = "latency-watcher"
+def measure_watcher(client: MlflowClient, uri: str, work: Path, runs: int, rng: random.Random,
+                    poll: float = 1.0, http_port: int | None = None, tag: str = "watcher") -> list[float]:
+    experiment = f"latency-{tag}"
     mlflow.set_experiment(experiment)
-    log_path = work / "daemon.log"
-    proc = start_daemon(write_config(work / "watcher.yaml", uri, experiment, "watched_model"), log_path)
+    log_path = work / f"daemon-{tag}.log"
+    extra = (f"http: {{host: 127.0.0.1, port: {http_port}, webhook_secret: {SECRET}}}\n" if http_port else "")
+    proc = start_daemon(write_config(work / f"watcher-{tag}.yaml", uri, experiment, f"{tag}_model", poll=poll,
+                                     extra=extra), log_path)
     try:
         wait_for(lambda: any(e.get("event") == "poll_completed" or e.get("event") == "experiment_missing"
                              for e in events(log_path)) or proc.poll() is not None, 60)
@@ -93,7 +103,7 @@ def measure_watcher(client: MlflowClient, uri: str, work: Path, runs: int, rng: 
                 return next((epoch(e["timestamp"]) for e in events(log_path)
                              if e.get("event") == "staging_alias_moved" and e.get("run_id") == run_id), None)
 
-            moved = wait_for(staged, 30)
+            moved = wait_for(staged, 30 + poll)
             if moved is None:
                 raise RuntimeError(f"run {run_id} never reached staging; see {log_path}")
             latencies.append(float(moved) - ended)
@@ -103,10 +113,28 @@ def measure_watcher(client: MlflowClient, uri: str, work: Path, runs: int, rng: 
         proc.wait(30)
 
 
+def idle_server_cpu(uri: str, server_pid: int, work: Path, poll: float, seconds: float) -> float:
+    """The server worker's CPU (ms per s) while an idle daemon polls every ``poll`` seconds."""
+    log_path = work / f"idle-{poll:g}.log"
+    proc = start_daemon(write_config(work / f"idle-{poll:g}.yaml", uri, "latency-run-events", "run-events_model",
+                                     poll=poll), log_path)
+    try:
+        wait_for(lambda: any(e.get("event") == "watcher_started" for e in events(log_path)), 60)
+        time.sleep(2 * min(poll, 5))  # past start-up and its first poll
+        worker = server_worker_pid(server_pid)
+        before, started = cpu_seconds(worker), time.monotonic()
+        time.sleep(seconds)
+        return (cpu_seconds(worker) - before) * 1000 / (time.monotonic() - started)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--idle-seconds", type=float, default=60)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
@@ -118,13 +146,33 @@ def main() -> None:
         watched = measure_watcher(client, uri, work, args.runs, rng)
     finally:
         stop(proc)
+    http_port = free_port()
+    plugin_work = work / "plugin"
+    plugin_work.mkdir()
+    proc, uri = start_mlflow_server(f"sqlite:///{plugin_work / 'mlflow.db'}", plugin_work, timeout_s=180,
+                                    app_name="registry-watcher",
+                                    env={"REGISTRY_WATCHER_RUN_EVENTS_URL": f"http://127.0.0.1:{http_port}/webhooks/mlflow",
+                                         "REGISTRY_WATCHER_RUN_EVENTS_SECRET": SECRET})
+    try:
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient(uri)
+        evented = measure_watcher(client, uri, plugin_work, args.runs, rng, poll=30.0, http_port=http_port,
+                                  tag="run-events")
+        idle_1 = idle_server_cpu(uri, proc.pid, plugin_work, 1.0, args.idle_seconds)
+        idle_30 = idle_server_cpu(uri, proc.pid, plugin_work, 30.0, args.idle_seconds)
+    finally:
+        stop(proc)
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nrun end -> staging, poll_interval_seconds 1, {args.runs} runs each, seed {args.seed} ({machine()}):")
     print(f"  {'':26} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
-    for name, values in (("bare-client floor", floor), ("registry-watcher", watched)):
+    for name, values in (("bare-client floor", floor), ("registry-watcher", watched),
+                         ("watcher + run events, 30 s", evented)):
         print(f"  {name:26} {median(values):>7.2f} {pct(values, 95):>7.2f} {max(values):>7.2f}")
     print(f"  ratio watcher/floor: p50 {median(watched) / median(floor):.2f}x, p95 {pct(watched, 95) / pct(floor, 95):.2f}x"
           f"   (targets: p50 <= 1.0 s, p95 <= 1.5 s)")
+    print(f"  run events at a 30 s poll: p95 {pct(evented, 95):.2f} s (target <= 0.5 s)")
+    print(f"\nidle tracking-server CPU, {args.idle_seconds:g} s each: poll 1 s {idle_1:.1f} ms/s, "
+          f"poll 30 s {idle_30:.1f} ms/s: {idle_1 / max(idle_30, 1e-9):.1f}x lower (target >= 10x)")
 
 
 if __name__ == "__main__":
