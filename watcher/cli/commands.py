@@ -22,7 +22,7 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
     from watcher.service.poller import Poller
 
     if args.verb == "run":
-        return run_daemon(client, config)
+        return run_daemon(client, config, config_path=args.config)
     if args.verb == "once":
         report = Poller(client, config, leader=make_leader(config)).poll()
         return 0 if report is not None and report.ok else 1
