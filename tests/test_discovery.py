@@ -109,3 +109,22 @@ def test_profiles_are_validated_at_load(tmp_path: Path, tracking_uri: str) -> No
     path.write_text(f"tracking_uri: {tracking_uri}\nwatches: []\n")
     with pytest.raises(ConfigError, match="at least one watch"):
         load_config(path)
+
+
+def test_status_lists_discovered_watches_with_their_source(tmp_path: Path, tracking_uri: str, client: MlflowClient,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from watcher.cli.status import status
+
+    suffix = uuid.uuid4().hex[:8]
+    client.create_experiment(f"stat_{suffix}", tags={"registry-watcher.model": f"stat_model_{suffix}",
+                                                     "registry-watcher.profile": "strict"})
+    client.create_experiment(f"conf_{suffix}")
+    config = _config(tmp_path, tracking_uri, f"watches:\n  - experiment: conf_{suffix}\n    model_name: conf_{suffix}\n")
+    with captured():  # the discovery's log lines stay off stdout
+        assert status(client, config, True, 1) == 0
+    rows = {r["experiment"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[f"conf_{suffix}"]["source"] == "config"
+    assert rows[f"stat_{suffix}"]["source"] == "discovered (experiment tag, profile strict)"
+    assert rows[f"stat_{suffix}"]["model_name"] == f"stat_model_{suffix}"
