@@ -128,3 +128,9 @@ def test_status_lists_discovered_watches_with_their_source(tmp_path: Path, track
     assert rows[f"conf_{suffix}"]["source"] == "config"
     assert rows[f"stat_{suffix}"]["source"] == "discovered (experiment tag, profile strict)"
     assert rows[f"stat_{suffix}"]["model_name"] == f"stat_model_{suffix}"
+    # promote, rollback and history find a discovered model's watch too
+    from watcher.engine.discovery import find_watch
+
+    with captured():
+        found = find_watch(client, config, f"stat_model_{suffix}")
+    assert found is not None and found.experiment == f"stat_{suffix}"

@@ -36,7 +36,9 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         return explain(client, config, args.run_id, args.json)
     if args.verb == "webhooks":
         return webhooks_install(client, config, args.url)
-    watch = config.watch_for(args.model)
+    from watcher.engine.discovery import find_watch
+
+    watch = find_watch(client, config, args.model)  # configured, else discovered by experiment tag
     if watch is None:
         error(f"no watch for model '{args.model}' in {args.config}")
         return 2

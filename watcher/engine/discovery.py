@@ -133,3 +133,14 @@ class Discovery:
             if name not in self.found and self.refused.get(name) != reason:
                 log.warning("watch_dropped", experiment=name, model_name=models.get(name) or None, reason=reason)
         self.found, self.refused = found, refused
+
+
+def find_watch(client: MlflowClient, config: WatcherConfig, model_name: str) -> WatchConfig | None:
+    """The watch of ``model_name`` for the CLI (promote, rollback, history): a configured one, else a
+    discovered one (one experiment search, only when the config has ``discover``)."""
+    watch = config.watch_for(model_name)
+    if watch is not None or config.discover is None:
+        return watch
+    discovery = Discovery()
+    discovery.refresh(client, config)
+    return next((w for w in discovery.watches(config) if w.model_name == model_name), None)

@@ -16,6 +16,7 @@ per-watch path holds: the cache only ever sends a watch down the exact path, nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,7 +62,8 @@ class AuditCache:
             if entry.model is not None and entry.alias is not None:
                 self._merge((entry.model, entry.alias), [entry])
         newest = max((e.start_ms for e in found), default=0)
-        self.watermark = max(self.watermark or 0, newest)
+        # a writer whose clock runs ahead must not push the window past entries still to come
+        self.watermark = min(max(self.watermark or 0, newest), int(time.time() * 1000))
 
     def recent(self, client: MlflowClient, model: str, alias: str) -> list[AuditEntry]:
         """The newest entries of one alias, oldest first, as ``audit.recent`` would return them."""
@@ -137,7 +139,7 @@ def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchCo
         model = models.get(watch.model_name)
         cursor = read_cursor(registry.tags_of(model), exp_id) if model is not None else 0
         since = groups.setdefault(watch.run_filter, {})
-        since[exp_id] = min(since.get(exp_id, cursor), cursor) - overlap
+        since[exp_id] = min(since.get(exp_id, cursor - overlap), cursor - overlap)
     busy: set[str] = set()
     for run_filter, since in groups.items():
         try:
