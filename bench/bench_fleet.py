@@ -155,7 +155,7 @@ def main() -> None:
                 results[size] = row
                 print(f"  {size:>5} watches: {row['rps']:.1f} req/s, watcher {row['watcher']:.1f} ms/s, "
                       f"server {row['server']:.1f} ms/s, staging p50 {row['p50']:.2f} s p95 {row['p95']:.2f} s "
-                      f"({len(times)} runs)", flush=True)
+                      f"({len(times)} runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
             finally:
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(timeout=60)
