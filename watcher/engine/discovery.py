@@ -68,7 +68,7 @@ class Discovery:
     def refresh(self, client: MlflowClient, config: WatcherConfig) -> None:
         """Search the tagged experiments and rebuild the discovered watches (no-op without ``discover``)."""
         if config.discover is None:
-            self._apply({}, {}, {})
+            self._apply({}, {}, {}, gone="the discover block was removed from the config")
             return
         tag, profile_tag = config.discover.tag, config.discover.profile_tag
         configured = {w.experiment for w in config.watches}
@@ -118,7 +118,8 @@ class Discovery:
                 self.not_prompts.add(model)
         return None
 
-    def _apply(self, found: dict[str, Discovered], refused: dict[str, str], models: dict[str, str]) -> None:
+    def _apply(self, found: dict[str, Discovered], refused: dict[str, str], models: dict[str, str],
+               gone: str = "the experiment lost its tag or was deleted") -> None:
         for name, item in found.items():
             before = self.found.get(name)
             if before is None or before.watch != item.watch or before.profile != item.profile:
@@ -126,7 +127,7 @@ class Discovery:
         for name, before in self.found.items():
             if name in found:
                 continue
-            reason = refused.get(name, "the experiment lost its tag or was deleted")
+            reason = refused.get(name, gone)
             (log.warning if name in refused else log.info)("watch_dropped", experiment=name,
                                                              model_name=before.watch.model_name, reason=reason)
         for name, reason in refused.items():
