@@ -74,3 +74,29 @@ def test_idle_poll_costs_the_same_for_one_and_eight_watches(tracking_uri: str, c
             assert report.watches[5].rejected
     assert counts[8] == counts[1], counts
     assert counts[1] <= 4, counts  # models, one run scan, the audit trail (and its experiment's lookup)
+
+
+def test_an_alias_moved_between_ticks_is_seen_through_the_cache(tracking_uri: str, client: MlflowClient,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit cache never hides a move: an external production move between two ticks of one
+    session is recorded once, and the next idle tick is back to the fixed request count."""
+    from watcher.store import audit
+
+    config, ids = _fleet(client, tracking_uri, 3)
+    session = Session()
+    reconcile_once(client, config, session=session)
+    reconcile_once(client, config, session=session)
+    idle = _idle_requests(client, config, monkeypatch, session)
+    model = config.watches[1].model_name
+    run = client.create_run(ids[1])
+    client.log_text(run.info.run_id, "flavors: {}\n", "model/MLmodel")
+    client.set_terminated(run.info.run_id)
+    version = client.create_model_version(model, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(model, "production", version.version)
+    reconcile_once(client, config, session=session)
+    moves = audit.entries(client, config.audit_experiment, model, "production")
+    assert [(e.version, e.by, e.action) for e in moves] == [(str(version.version), "external", "observed")]
+    reconcile_once(client, config, session=session)  # the dirty alias is read directly once more
+    assert len(audit.entries(client, config.audit_experiment, model, "production")) == 1
+    # settled again: the fixed count (the audit experiment's search now instead of its lookup)
+    assert _idle_requests(client, config, monkeypatch, session) == idle
