@@ -22,7 +22,7 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
     from watcher.service.poller import Poller
 
     if args.verb == "run":
-        return run_daemon(client, config)
+        return run_daemon(client, config, config_path=args.config)
     if args.verb == "once":
         report = Poller(client, config, leader=make_leader(config, member=False)).poll()
         return 0 if report is not None and report.ok else 1
@@ -36,7 +36,9 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         return explain(client, config, args.run_id, args.json)
     if args.verb == "webhooks":
         return webhooks_install(client, config, args.url)
-    watch = config.watch_for(args.model)
+    from watcher.engine.discovery import find_watch
+
+    watch = find_watch(client, config, args.model)  # configured, else discovered by experiment tag
     if watch is None:
         error(f"no watch for model '{args.model}' in {args.config}")
         return 2

@@ -1,4 +1,8 @@
-"""``status``: per watch, where staging and production point, the last scoring, the last decisions."""
+"""``status``: per watch, where staging and production point, the last scoring, the last decisions.
+
+With ``discover``, the experiments are searched once for the tag, and the discovered watches are
+listed beside the configured ones; each row says where it came from (``source``: ``config``, or
+``discovered (experiment tag, profile P)``)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from mlflow import MlflowClient
 
 from watcher.cli.output import say
 from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine.discovery import Discovery
 from watcher.store import experiments, keys, registry
 from watcher.store import scoring_records as records
 from watcher.store.runs import recent_decisions
@@ -41,12 +46,15 @@ def watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict[st
 
 def status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: int) -> int:
     """The ``status`` verb."""
-    rows = [watch_status(client, w, last) for w in config.watches]
+    discovery = Discovery()
+    discovery.refresh(client, config)  # once, on demand (no-op without discover)
+    rows = [{**watch_status(client, w, last), "source": discovery.source_of(w.experiment)}
+            for w in discovery.watches(config)]
     if as_json:
         say(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        say(f"{row['model_name']}  (experiment {row['experiment']})")
+        say(f"{row['model_name']}  (experiment {row['experiment']}; {row['source']})")
         say(f"  staging:    {row['staging'] or '-':8}  (policy {row['staging_policy']})")
         say(f"  production: {row['production'] or '-':8}  (policy {row['production_policy']})")
         say(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"

@@ -8,6 +8,7 @@ environment over it) and ``loading`` (reading a file, errors with field location
 """
 
 from watcher.config.base import RetryConfig, Strict
+from watcher.config.discover import DEFAULT_PROFILE, DiscoverConfig
 from watcher.config.gates import (
     BUILTIN_GATES,
     DEFAULT_TRUSTED_TYPES,
@@ -32,13 +33,42 @@ from watcher.config.settings import (
     WatcherConfig,
     env_overrides,
 )
-from watcher.config.watch import AliasPolicy, WatchConfig
+from watcher.config.watch import AliasPolicy, WatchConfig, WatchProfile
 
 __all__ = [
-    "BUILTIN_GATES", "DEFAULT_AUDIT_EXPERIMENT", "DEFAULT_TRACKING_URI", "DEFAULT_TRUSTED_TYPES", "PRECEDENCE",
-    "SPARK_EXTRA_HINT", "AliasPolicy", "ChampionGate", "ConfigError", "CustomGate", "DataGate", "FeaturesGate",
-    "GateConfig", "GateSpec", "HaConfig", "HttpConfig", "LogConfig", "MetricGate", "RetryConfig",
-    "SafeSerializationGate", "ScoringConfig", "SparkConfig", "Strict", "WatchConfig", "WatcherConfig",
-    "env_overrides", "format_errors", "gate_keys", "import_callable", "is_uri", "load_config",
+    "BUILTIN_GATES",
+    "DEFAULT_AUDIT_EXPERIMENT",
+    "DEFAULT_PROFILE",
+    "DEFAULT_TRACKING_URI",
+    "DEFAULT_TRUSTED_TYPES",
+    "PRECEDENCE",
+    "SPARK_EXTRA_HINT",
+    "AliasPolicy",
+    "ChampionGate",
+    "ConfigError",
+    "CustomGate",
+    "DataGate",
+    "DiscoverConfig",
+    "FeaturesGate",
+    "GateConfig",
+    "GateSpec",
+    "HaConfig",
+    "HttpConfig",
+    "LogConfig",
+    "MetricGate",
+    "RetryConfig",
+    "SafeSerializationGate",
+    "ScoringConfig",
+    "SparkConfig",
+    "Strict",
+    "WatchConfig",
+    "WatchProfile",
+    "WatcherConfig",
+    "env_overrides",
+    "format_errors",
+    "gate_keys",
+    "import_callable",
+    "is_uri",
+    "load_config",
     "scoring_inputs",
 ]

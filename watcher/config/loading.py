@@ -24,7 +24,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     uri = raw.get("tracking_uri")
     if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         raw["tracking_uri"] = "sqlite:///" + str(base / uri[len("sqlite:///"):])
-    for watch in raw.get("watches") or []:
+    profiles = raw.get("profiles")
+    blocks = list(raw.get("watches") or []) + (list(profiles.values()) if isinstance(profiles, dict) else [])
+    for watch in blocks:
         scoring = watch.get("scoring") if isinstance(watch, dict) else None
         if isinstance(scoring, dict):
             scoring.setdefault("output_dir", ScoringConfig.model_fields["output_dir"].default)

@@ -16,8 +16,9 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watcher.config.base import RetryConfig
+from watcher.config.discover import DiscoverConfig
 from watcher.config.service import HaConfig, HttpConfig, LogConfig
-from watcher.config.watch import WatchConfig
+from watcher.config.watch import WatchConfig, WatchProfile
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_AUDIT_EXPERIMENT = "registry-watcher-audit"
@@ -69,8 +70,15 @@ class WatcherConfig(BaseSettings):
     drains ~2-3x faster than one at a time; staging still moves once per page, to the newest run."""
     ha: HaConfig | None = None
     """Leader election for two or more replicas; unset means run exactly one replica."""
-    watches: list[WatchConfig] = Field(min_length=1)
-    """The experiments to watch; at least one."""
+    watches: list[WatchConfig] = Field(default_factory=list)
+    """The experiments to watch; at least one unless ``discover`` finds them. An entry wins over a
+    discovered watch of the same experiment."""
+    discover: DiscoverConfig | None = None
+    """Onboarding by experiment tag: experiments carrying ``discover.tag`` are watched too, found
+    again every ``discover.interval_seconds`` with no restart; unset watches only ``watches``."""
+    profiles: dict[str, WatchProfile] = Field(default_factory=dict)
+    """Profile name -> a watch block without ``experiment`` and ``model_name`` (validated here like
+    a watch), for discovered watches; an experiment without a profile tag takes ``default``."""
     audit_experiment: str = Field(DEFAULT_AUDIT_EXPERIMENT, min_length=1)
     """Experiment holding one run per alias move (the audit trail); a named default so every
     watcher, CLI and daemon alike, writes to the same place. It may not be a watched experiment."""
@@ -91,6 +99,8 @@ class WatcherConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _scoring_not_watched(self) -> WatcherConfig:
+        if not self.watches and self.discover is None:
+            raise ValueError("watches: at least one watch is needed without a discover block")
         watched = {w.experiment for w in self.watches}
         for i, watch in enumerate(self.watches):
             if watch.experiment == self.audit_experiment:

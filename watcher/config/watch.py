@@ -1,4 +1,8 @@
-"""One watch: an experiment, the registered model its passing runs become, gates, aliases, scoring."""
+"""One watch: an experiment, the registered model its passing runs become, gates, aliases, scoring.
+
+:class:`WatchProfile` is every key of a watch but ``experiment`` and ``model_name``: what a
+``profiles`` entry gives a watch found by discovery (``watcher.config.discover``).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,9 @@ from watcher.config.scoring import ScoringConfig
 AliasPolicy = Literal["record", "alert", "revert"]
 
 
-class WatchConfig(Strict):
-    """One experiment watched for one registered model."""
+class WatchProfile(Strict):
+    """Everything a watch says but which experiment and which model (a ``profiles`` entry)."""
 
-    experiment: str = Field(min_length=1)
-    """Experiment name to poll; it may not exist yet (a warning, and polling goes on)."""
-    model_name: str = Field(min_length=1)
-    """Registered model that passing runs become versions of; created when missing."""
     artifact_path: str = "model"
     """Name the model was logged under (LoggedModel name or run artifact folder)."""
     gates: list[GateConfig] = Field(default_factory=list)
@@ -53,6 +53,21 @@ class WatchConfig(Strict):
         except Exception as exc:  # noqa: BLE001 - MLflow's parser raises MlflowException
             raise ValueError(f"not a valid MLflow search filter: {getattr(exc, 'message', exc)}") from None
         return value.strip()
+
+
+class WatchConfig(WatchProfile):
+    """One experiment watched for one registered model."""
+
+    experiment: str = Field(min_length=1)
+    """Experiment name to poll; it may not exist yet (a warning, and polling goes on)."""
+    model_name: str = Field(min_length=1)
+    """Registered model that passing runs become versions of; created when missing."""
+
+    @classmethod
+    def from_profile(cls, profile: WatchProfile, experiment: str, model_name: str) -> WatchConfig:
+        """The watch a discovered experiment gets: its profile's keys, its experiment and model."""
+        given = {key: getattr(profile, key) for key in profile.model_fields_set}
+        return cls.model_validate({**given, "experiment": experiment, "model_name": model_name})
 
     @property
     def scoring_experiment(self) -> str | None:

@@ -11,10 +11,14 @@ from collections.abc import Callable
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 
-from watcher.config import WatchConfig
+from watcher.config import AliasPolicy, WatchConfig
 from watcher.engine.aliases import reconcile_alias
+from watcher.engine.fleet import AuditCache
+from watcher.engine.policy import settled
 from watcher.engine.report import WatchReport
 from watcher.scoring.runner import due, maybe_score
+from watcher.store import registry
+from watcher.store.audit import AuditEntry
 
 
 def polices_staging(watch: WatchConfig) -> bool:
@@ -24,17 +28,20 @@ def polices_staging(watch: WatchConfig) -> bool:
 
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, wr: WatchReport,
                          now: float, audit_experiment: str,
-                         handoff: Callable[[str], None] | None = None) -> None:
+                         handoff: Callable[[str], None] | None = None, cache: AuditCache | None = None) -> None:
     """Settle production (and staging, when protected) under their policies, then score the newest
     production move if it is not scored.
 
     With ``handoff`` (the daemon's scoring worker) the model name is handed over instead of scoring
     inline; the worker re-reads the tags, so the once-per-change guarantee is the same.
+
+    With ``cache`` (the daemon's :class:`~watcher.engine.fleet.AuditCache`), an alias the cache
+    shows settled costs no request; any other goes down the exact path (``reconcile_alias``).
     """
-    last, tags, current = reconcile_alias(client, watch, model, watch.production_alias, watch.production_policy,
-                                          audit_experiment, now)
+    last, tags, current = _settle(client, watch, model, watch.production_alias, watch.production_policy,
+                                  audit_experiment, now, cache)
     if polices_staging(watch):
-        reconcile_alias(client, watch, model, watch.staging_alias, watch.staging_policy, audit_experiment, now)
+        _settle(client, watch, model, watch.staging_alias, watch.staging_policy, audit_experiment, now, cache)
     if current is None or last is None or watch.scoring is None:
         return
     if handoff is None:
@@ -46,3 +53,20 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
     elif due(tags, last, now):
         handoff(watch.model_name)
         wr.queued.append(str(last.version))
+
+
+def _settle(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str, policy: AliasPolicy,
+            experiment: str, now: float,
+            cache: AuditCache | None) -> tuple[AuditEntry | None, dict[str, str], str | None]:
+    """``reconcile_alias``, skipped when the cached entries show the alias settled (nothing can be due).
+
+    A cache that lags only ever makes an alias look unsettled (its newest entry is not where the
+    alias points, or an intent shows open), which takes the exact path: never a skipped move."""
+    if cache is not None:
+        current = registry.aliases_of(model).get(alias)
+        recent = cache.recent(client, watch.model_name, alias)
+        if settled(recent, current, policy):
+            done = [e for e in recent if e.status == "done"]
+            return (done[-1] if done else None), registry.tags_of(model), current
+        cache.touch(watch.model_name, alias)
+    return reconcile_alias(client, watch, model, alias, policy, experiment, now)

@@ -1,7 +1,11 @@
 """The one-tick function. ``reconcile_once`` does one full pass over every watch and returns a
 report; the daemon only calls it on a schedule, and tests call it directly with time injected.
 
-Per watch: find FINISHED runs that ended at or after ``cursor - overlap`` (paged, oldest first),
+First the fleet is read in a fixed number of requests (``watcher.engine.fleet``): every watched
+model, which watched experiments hold an undecided run, the audit trail's new entries. A watch
+with nothing to do then costs no request; one with work takes the per-watch path below.
+
+Per watch with candidates: find FINISHED runs that ended at or after ``cursor - overlap`` (paged, oldest first),
 skip those that already carry a decision, run the gates on the rest, register or reject, then
 advance the cursor (a registered-model tag) past the runs whose side effects all succeeded.
 Afterwards the production alias is reconciled (``watcher.engine.production``).
@@ -25,14 +29,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
 
-from watcher.config import WatcherConfig
+from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine.fleet import AuditCache, Snapshot, snapshot
 from watcher.engine.production import reconcile_production
 from watcher.engine.report import TickReport, WatchReport
 from watcher.engine.watch import reconcile_watch
@@ -40,7 +45,7 @@ from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.store.errors import is_unreachable
 from watcher.store.migration import migrate_legacy
-from watcher.store.registry import CrashHook, ensure_registered_model, no_crash, tags_of
+from watcher.store.registry import CrashHook, ensure_registered_model, get_model, no_crash, tags_of
 from watcher.store.search import SearchSupport
 
 log = get_logger("watcher.engine")
@@ -69,21 +74,31 @@ class Session:
     """Model -> version -> its run's end time (immutable facts), so staging checks cost no request."""
     migrated: set[tuple[str, str]] = field(default_factory=set)
     """(model, alias) pairs whose legacy history tag was checked (the migration runs once per process)."""
+    audit: AuditCache = field(default_factory=AuditCache)
+    """The newest audit entries per (model, alias), so a settled alias costs no request."""
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
                    now: float | None = None, stop: threading.Event | None = None,
                    crash: CrashHook = no_crash, leader: Leader | None = None,
-                   scorer: Callable[[str], None] | None = None) -> TickReport:
+                   scorer: Callable[[str], None] | None = None,
+                   watches: Sequence[WatchConfig] | None = None) -> TickReport:
     """One full pass over every watch. ``now`` is epoch seconds (injected by tests).
 
     ``leader`` (the ``ha`` block) gates each watch on its lock; ``scorer`` hands a model whose
     production change needs scoring to the scoring worker (None scores inline, as ``once`` does).
+    ``watches`` is the effective watch set (configured and discovered); default ``config.watches``.
     """
     session = session or Session()
     stop = stop or threading.Event()
+    watches = list(config.watches if watches is None else watches)
     report = TickReport()
-    for watch in config.watches:
+    try:
+        snap = snapshot(client, config, watches, session.experiment_ids, session.search, session.audit)
+    except Exception as exc:  # noqa: BLE001 - the fleet read failed: every watch failed with it
+        _all_failed(report, watches, exc)
+        return report
+    for watch in watches:
         if stop.is_set():
             report.stopped_early = True
             break
@@ -97,26 +112,51 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
         leading = _holds(leader, watch.model_name)
         with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
             try:
-                model = ensure_registered_model(client, watch.model_name)
-                reconcile_watch(client, config, watch, model, session, wr, stop, crash, leading)
-                if stop.is_set():
-                    break
-                if leading():
-                    if (watch.model_name, watch.production_alias) not in session.migrated:
-                        migrate_legacy(client, config.audit_experiment, watch.model_name, tags_of(model),
-                                       watch.production_alias)
-                        session.migrated.add((watch.model_name, watch.production_alias))
-                    reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
-                                         audit_experiment=config.audit_experiment, handoff=scorer)
+                _reconcile(client, config, watch, snap, session, wr, stop, crash, leader, leading, now, scorer)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
-                wr.errors.append(f"{type(exc).__name__}: {exc}")
-                wr.poll_failed = True
-                wr.unreachable = is_unreachable(exc)
-                # an outage is reported once by the daemon (tracking_server_unreachable), not per watch
-                (log.debug if wr.unreachable else log.error)("watch_failed", error=str(exc),
-                                                             error_type=type(exc).__name__)
+                _failed(wr, exc)
     report.stopped_early = report.stopped_early or stop.is_set()
     return report
+
+
+def _reconcile(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, snap: Snapshot, session: Session,
+               wr: WatchReport, stop: threading.Event, crash: CrashHook, leader: Leader | None,
+               leading: Callable[[], bool], now: float | None, scorer: Callable[[str], None] | None) -> None:
+    """One watch: its candidates when it has any, then its production step."""
+    model = snap.models.get(watch.model_name)
+    if model is None:
+        model = ensure_registered_model(client, watch.model_name)  # created (or refused: a prompt)
+    if snap.has_candidates(watch):
+        if leader is not None:
+            model = get_model(client, watch.model_name)  # read again under the lock: another replica may have moved on
+        reconcile_watch(client, config, watch, model, session, wr, stop, crash, leading)
+        if wr.registered:
+            session.audit.touch(watch.model_name, watch.staging_alias)  # the watcher's own staging move
+    if stop.is_set() or not leading():
+        return
+    if (watch.model_name, watch.production_alias) not in session.migrated:
+        migrate_legacy(client, config.audit_experiment, watch.model_name, tags_of(model), watch.production_alias)
+        session.migrated.add((watch.model_name, watch.production_alias))
+    reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
+                         audit_experiment=config.audit_experiment, handoff=scorer, cache=session.audit)
+
+
+def _failed(wr: WatchReport, exc: Exception) -> None:
+    wr.errors.append(f"{type(exc).__name__}: {exc}")
+    wr.poll_failed = True
+    wr.unreachable = is_unreachable(exc)
+    # an outage is reported once by the daemon (tracking_server_unreachable), not per watch
+    (log.debug if wr.unreachable else log.error)("watch_failed", error=str(exc), error_type=type(exc).__name__)
+
+
+def _all_failed(report: TickReport, watches: Sequence[WatchConfig], exc: Exception) -> None:
+    """The fleet read failed: every watch failed with it (an outage is said once by the daemon)."""
+    for watch in watches:
+        wr = WatchReport(watch.model_name, watch.experiment, poll_failed=True, unreachable=is_unreachable(exc),
+                         errors=[f"{type(exc).__name__}: {exc}"])
+        report.watches.append(wr)
+    if not is_unreachable(exc):
+        log.error("fleet_read_failed", error=str(exc), error_type=type(exc).__name__)
 
 
 def _holds(leader: Leader | None, model_name: str) -> Callable[[], bool]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
 
-from watcher.config import WatcherConfig
+from watcher.config import WatchConfig, WatcherConfig
 from watcher.obs.logs import get_logger
 from watcher.scoring.runner import maybe_score
 from watcher.store import audit, registry
@@ -38,6 +38,8 @@ class ScoringWorker:
         self._pending: list[str] = []
         self._cond = threading.Condition()
         self._stop = False
+        self.lookup: Callable[[str], WatchConfig | None] = config.watch_for
+        """Model name -> its watch; the daemon points it at the effective (discovered) watch set."""
         self.busy_with: str | None = None
         """The model being scored right now (None when idle)."""
         self.done = 0
@@ -95,7 +97,7 @@ class ScoringWorker:
                     self._cond.notify_all()
 
     def _score(self, model_name: str) -> None:
-        watch = self.config.watch_for(model_name)
+        watch = self.lookup(model_name)
         if watch is None or watch.scoring is None:
             return
         if self.leading is not None and not self.leading(model_name):

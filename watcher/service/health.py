@@ -31,6 +31,12 @@ class Health:
         limit = (config.http.liveness_seconds if config.http else None) or max(3 * config.poll_interval_seconds, 30.0)
         return cls([w.model_name for w in config.watches], limit)
 
+    def set_models(self, models: list[str]) -> None:
+        """The watched models now (discovery adds and drops them); outcomes of dropped ones are forgotten."""
+        with self._lock:
+            self.models = list(models)
+            self.outcomes = {m: ok for m, ok in self.outcomes.items() if m in models}
+
     def beat(self) -> None:
         """The loop ran (also when it skipped a poll for backoff)."""
         with self._lock:

@@ -7,19 +7,25 @@
   polls in between are ``poll_failed`` at debug.
 * :meth:`Poller.request_tick` (a webhook delivery, a tick that found work) starts a tick at once:
   right away when idle, or straight after the tick in hand, never two at a time.
+* With ``discover``, experiments are searched for the tag every ``discover.interval_seconds``
+  (before a tick, never during one); :meth:`Poller.watches` is the effective watch set. A failed
+  search keeps the watches found before (``discovery_failed``).
+* A reload (SIGHUP, ``watcher.service.reload``) is applied at the start of a poll, so the tick in
+  hand always finishes under the config it started with.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
 
-from watcher.config import WatcherConfig
+from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine import Session, TickReport, reconcile_once
+from watcher.engine.discovery import Discovery
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.scoring.worker import ScoringWorker
@@ -58,6 +64,38 @@ class Poller:
     _pending: threading.Event = field(default_factory=threading.Event)
     health: Health | None = None
     """Set by the daemon when ``http`` is on: the loop heartbeat and per-watch poll outcome."""
+    discovery: Discovery = field(default_factory=Discovery)
+    """The watches found by experiment tag (``discover``); empty without it."""
+    discover_at: float = 0.0
+    """Monotonic time of the next experiment search (0: at the next poll)."""
+    before_poll: Callable[[], object] | None = None
+    """Set by the daemon: applies a pending reload between ticks (None outside the daemon)."""
+
+    def watches(self) -> list[WatchConfig]:
+        """The effective watch set: configured, then discovered (an explicit entry wins)."""
+        return self.discovery.watches(self.config)
+
+    def watch_for(self, model_name: str) -> WatchConfig | None:
+        """The first effective watch of ``model_name`` (the scoring worker's lookup)."""
+        return next((w for w in self.watches() if w.model_name == model_name), None)
+
+    def discover(self, force: bool = False) -> None:
+        """Search experiments for the discovery tag when due (or ``force``); errors keep the old set."""
+        if self.config.discover is None:
+            if self.discovery.found:
+                self.discovery.refresh(self.client, self.config)  # the block was removed: drop them
+            return
+        if not force and time.monotonic() < self.discover_at:
+            return
+        self.discover_at = time.monotonic() + self.config.discover.interval_seconds
+        try:
+            self.discovery.refresh(self.client, self.config)
+        except Exception as exc:  # noqa: BLE001 - the loop survives; the watches found before stay
+            (log.debug if is_unreachable(exc) else log.warning)(
+                "discovery_failed", error=f"{type(exc).__name__}: {exc}",
+                hint="the watches found before stay in force; searched again next interval")
+            return
+        self.session.experiment_ids.update(self.discovery.experiment_ids())
 
     def request_tick(self, reason: str) -> None:
         """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce."""
@@ -70,6 +108,8 @@ class Poller:
         """One scheduled poll, repeated while ticks were requested during it."""
         if self.health is not None:
             self.health.beat()
+        if self.before_poll is not None:
+            self.before_poll()
         report = self._poll_once()
         while self._pending.is_set() and not self.stop.is_set() and report is not None and not report.poll_failed:
             again = self._poll_once()
@@ -84,10 +124,15 @@ class Poller:
         if self.health is not None:
             self.health.poll_started()
         report: TickReport | None = None
-        self._share_models()
+        self.discover()
+        watches = self.watches()
+        self._share_models(watches)
+        if self.health is not None:
+            self.health.set_models([w.model_name for w in watches])
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
-                                    leader=self.leader, scorer=self.scorer.submit if self.scorer else None)
+                                    leader=self.leader, scorer=self.scorer.submit if self.scorer else None,
+                                    watches=watches)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
             error = f"{type(exc).__name__}: {exc}"
             unreachable = is_unreachable(exc)
@@ -131,10 +176,10 @@ class Poller:
         level("poll_completed", registered=registered, rejected=rejected, scored=scored, scoring_queued=queued,
               ok=report.ok)
 
-    def _share_models(self) -> None:
+    def _share_models(self, watches: Sequence[WatchConfig]) -> None:
         """Between ticks, with ``ha``: keep this replica's share of the models (``Leader.rebalance``)."""
         if self.leader is None or not self.leader.member:
             return
         scorer = self.scorer
-        self.leader.rebalance([w.model_name for w in self.config.watches],
+        self.leader.rebalance([w.model_name for w in watches],
                               busy=lambda model: scorer is not None and scorer.has(model))

@@ -23,10 +23,10 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from watcher.config import WatcherConfig
+from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.production import polices_staging
 from watcher.obs.logs import get_logger
 
@@ -65,16 +65,13 @@ class Receiver:
     """Verifies deliveries and turns the relevant ones into ``request_tick`` calls; thread-safe."""
 
     def __init__(self, config: WatcherConfig, request_tick: Callable[[str], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 watches: Callable[[], Sequence[WatchConfig]] | None = None) -> None:
         assert config.http is not None and config.http.webhook_secret is not None
         self._secret = config.http.webhook_secret.get_secret_value()
         self._tolerance = config.http.webhook_tolerance_seconds
-        self._watched: dict[str, set[str]] = {}
-        for w in config.watches:  # production always; staging when its moves are policed
-            aliases = self._watched.setdefault(w.model_name, set())
-            aliases.add(w.production_alias)
-            if polices_staging(w):
-                aliases.add(w.staging_alias)
+        self._watches = watches or (lambda: config.watches)
+        """The effective watch set (discovery changes it), read at each delivery."""
         self._request_tick = request_tick
         self._clock = clock
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -114,13 +111,23 @@ class Receiver:
         model = data.get("name") if isinstance(data, dict) else None
         alias = data.get("alias") if isinstance(data, dict) else None
         relevant = (entity == "model_version_alias" and isinstance(model, str)
-                    and alias in self._watched.get(model, ()))
+                    and alias in self.watched().get(model, ()))
         log.info("webhook_received", delivery_id=delivery_id, entity=entity, action=action, model_name=model,
                  alias=alias, version=data.get("version") if isinstance(data, dict) else None,
                  tick_requested=relevant)
         if relevant:
             self._request_tick(f"webhook:{entity}.{action}")
         return Outcome(200, "tick requested" if relevant else "accepted", relevant)
+
+    def watched(self) -> dict[str, set[str]]:
+        """Model -> its aliases a delivery may concern: production always; staging when policed."""
+        found: dict[str, set[str]] = {}
+        for w in self._watches():
+            aliases = found.setdefault(w.model_name, set())
+            aliases.add(w.production_alias)
+            if polices_staging(w):
+                aliases.add(w.staging_alias)
+        return found
 
     @staticmethod
     def _refuse(status: int, reason: str, delivery_id: str, **extra: object) -> Outcome:

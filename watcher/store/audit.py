@@ -173,3 +173,8 @@ def abandon(client: MlflowClient, entry: AuditEntry) -> None:
 def record(client: MlflowClient, experiment: str, **fields: Any) -> AuditEntry:
     """Create and finish an entry (a move already made, e.g. one observed by the daemon)."""
     return finish(client, begin(client, experiment, **fields))
+
+
+def from_run(run: Run) -> AuditEntry:
+    """The entry one run of the audit experiment records (for readers that search the trail themselves)."""
+    return _entry(run)

@@ -90,3 +90,9 @@ MODEL_TAG_LIMIT = 5000
 def cursor_key(experiment_id: str) -> str:
     """Registered model tag holding the end-time cursor of one experiment."""
     return f"{CURSOR_PREFIX}{experiment_id}"
+
+# experiment tags read by discovery (``discover``; their names are configurable, these are the defaults)
+DISCOVER_MODEL = "registry-watcher.model"
+"""An experiment carrying it is watched; its value is the registered model's name."""
+DISCOVER_PROFILE = "registry-watcher.profile"
+"""Names the ``profiles`` entry a discovered watch takes (no tag: ``default``)."""
