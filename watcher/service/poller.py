@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
@@ -70,6 +70,11 @@ class Poller:
     """Monotonic time of the next experiment search (0: at the next poll)."""
     before_poll: Callable[[], object] | None = None
     """Set by the daemon: applies a pending reload between ticks (None outside the daemon)."""
+    _scope: set[str] | None = None
+    """Experiments whose watches a requested tick is for (run events); None: every watch."""
+    _scope_lock: threading.Lock = field(default_factory=threading.Lock)
+    _full_due: float = 0.0
+    """Monotonic time the next tick of every watch is due; before it, a run event ticks only its watches."""
 
     def watches(self) -> list[WatchConfig]:
         """The effective watch set: configured, then discovered (an explicit entry wins)."""
@@ -97,12 +102,32 @@ class Poller:
             return
         self.session.experiment_ids.update(self.discovery.experiment_ids())
 
-    def request_tick(self, reason: str) -> None:
-        """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce."""
-        log.debug("tick_requested", reason=reason)
-        self._pending.set()
+    def request_tick(self, reason: str, experiments: Iterable[str] | None = None) -> None:
+        """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce.
+
+        ``experiments`` (a run event) limits it to the watches of those experiments, unless a tick of
+        every watch is due or also asked for."""
+        names = None if experiments is None else set(experiments)
+        log.debug("tick_requested", reason=reason, experiments=sorted(names) if names is not None else None)
+        self._request(names)
         if self.kick is not None:
             self.kick()
+
+    def _request(self, names: set[str] | None) -> None:
+        with self._scope_lock:
+            if not self._pending.is_set():
+                self._scope = names
+            elif self._scope is not None:
+                self._scope = None if names is None else self._scope | names
+            self._pending.set()
+
+    def _take_scope(self) -> set[str] | None:
+        """What the next tick covers (None: every watch), and clear the request."""
+        with self._scope_lock:
+            scope = self._scope if self._pending.is_set() else None
+            self._pending.clear()
+            self._scope = None
+        return None if time.monotonic() >= self._full_due else scope
 
     def poll(self) -> TickReport | None:
         """One scheduled poll, repeated while ticks were requested during it."""
@@ -118,7 +143,7 @@ class Poller:
 
     def _poll_once(self) -> TickReport | None:
         """One poll; returns None when skipped for backoff or shutdown."""
-        self._pending.clear()
+        scope = self._take_scope()
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
         if self.health is not None:
@@ -126,9 +151,13 @@ class Poller:
         report: TickReport | None = None
         self.discover()
         watches = self.watches()
-        self._share_models(watches)
-        if self.health is not None:
-            self.health.set_models([w.model_name for w in watches])
+        if scope is None:
+            self._full_due = time.monotonic() + self.config.poll_interval_seconds * 0.9
+            self._share_models(watches)
+            if self.health is not None:
+                self.health.set_models([w.model_name for w in watches])
+        else:
+            watches = [w for w in watches if w.experiment in scope]
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
                                     leader=self.leader, scorer=self.scorer.submit if self.scorer else None,
@@ -152,8 +181,8 @@ class Poller:
                 log.info("poll_recovered", after_failures=self.backoff.failures)
             self.backoff = Backoff()
             self._summary(report)
-            if any(w.registered or w.rejected for w in report.watches):
-                self._pending.set()  # work found: look again at once for runs that ended meanwhile
+            if any(w.registered or w.rejected for w in report.watches):  # work found: look again at once
+                self._request(scope)  # the poll loop runs it right after this one
             return report
         self.backoff.failures += 1
         delay = self.config.retry.delay(self.backoff.failures)
