@@ -24,7 +24,7 @@ from watcher.config import WatcherConfig
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import stop_engines
 from watcher.scoring.worker import ScoringWorker
-from watcher.service.health import Health
+from watcher.service.health import Health, init_metrics
 from watcher.service.http import HttpServer, build_app
 from watcher.service.leader import Leader
 from watcher.service.poller import Poller
@@ -36,6 +36,7 @@ log = get_logger("watcher.daemon")
 def run_daemon(client: MlflowClient, config: WatcherConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (0 on a clean stop)."""
     leader = make_leader(config)
+    init_metrics(config)  # every counter series at 0 from the start
     poller = Poller(client, config, leader=leader)
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -90,7 +91,7 @@ def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None:
         return None
     from watcher.service.webhooks import Receiver
 
-    poller.health = Health.for_config(config)
+    poller.health = Health.for_config(config, poller.leader)
     receiver = Receiver(config, poller.request_tick) if config.http.webhook_secret is not None else None
     server = HttpServer(build_app(poller.health, config.http, receiver), config.http)
     server.start()

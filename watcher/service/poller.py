@@ -20,10 +20,9 @@ from mlflow import MlflowClient
 
 from watcher.config import WatcherConfig
 from watcher.engine import Session, TickReport, reconcile_once
-from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.scoring.worker import ScoringWorker
-from watcher.service.health import Health
+from watcher.service.health import Health, after_poll
 from watcher.service.leader import Leader
 from watcher.store.errors import is_unreachable
 
@@ -56,12 +55,18 @@ class Poller:
     outage_since: float | None = None
     """Monotonic time of the first failed poll of a tracking-server outage in progress."""
     _pending: threading.Event = field(default_factory=threading.Event)
+    _webhook_requests: int = 0
+    """Verified webhook deliveries that asked for a tick since the last tick started."""
+    _webhook_lock: threading.Lock = field(default_factory=threading.Lock)
     health: Health | None = None
     """Set by the daemon when ``http`` is on: the loop heartbeat and per-watch poll outcome."""
 
     def request_tick(self, reason: str) -> None:
         """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce."""
         log.debug("tick_requested", reason=reason)
+        if reason.startswith("webhook:"):
+            with self._webhook_lock:
+                self._webhook_requests += 1
         self._pending.set()
         if self.kick is not None:
             self.kick()
@@ -81,6 +86,10 @@ class Poller:
         self._pending.clear()
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
+        with self._webhook_lock:
+            deliveries, self._webhook_requests = self._webhook_requests, 0
+        if deliveries:  # one line per tick however many deliveries asked for it (each is logged at debug)
+            log.info("webhook_tick", deliveries=deliveries)
         if self.health is not None:
             self.health.poll_started()
         report: TickReport | None = None
@@ -96,7 +105,7 @@ class Poller:
         finally:
             if self.health is not None:
                 self.health.poll_finished(report, failed=report is None and not self.stop.is_set())
-        metrics.record_poll(report is not None and not report.poll_failed)
+        after_poll(self.client, report, unreachable, self.health)
         if report is not None and not report.poll_failed:
             if self.outage_since is not None:
                 log.info("tracking_server_recovered", outage_seconds=round(time.monotonic() - self.outage_since, 1),
