@@ -20,7 +20,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from watcher.config import WatcherConfig
+from watcher.config import HaConfig, WatcherConfig
 from watcher.engine import TickReport
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
@@ -152,3 +152,16 @@ def init_metrics(config: WatcherConfig) -> None:
     metrics.init_polls()
     for watch in config.watches:
         metrics.init_model(watch.model_name)
+
+
+def lock_database_error(ha: HaConfig) -> str | None:
+    """``check-config``: connect to the ``ha`` lock database and ``SELECT 1``; the error, or None when it answers."""
+    import psycopg
+
+    try:
+        with psycopg.connect(ha.lock_url, connect_timeout=ha.connect_timeout_seconds,
+                             application_name="registry-watcher-check") as conn:
+            conn.execute("SELECT 1").fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure: the replica could not take a lock
+        return f"{type(exc).__name__}: {exc}"
+    return None
