@@ -34,7 +34,7 @@ from watcher.engine.policy import (
     revert_target,
     settled,
 )
-from watcher.obs import process
+from watcher.obs import metrics, process
 from watcher.obs.logs import get_logger
 from watcher.store import audit, registry
 from watcher.store.audit import AuditEntry
@@ -100,6 +100,7 @@ def execute(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
 
 def _report(watch: WatchConfig, alias: str, policy: AliasPolicy, current: str | None, previous: str | None) -> None:
     if policy in ("alert", "revert"):
+        metrics.record_protected_alias(watch.model_name, "moved")
         log.error("protected_alias_moved", alias=alias, version=current, previous_version=previous, by=EXTERNAL,
                   moved_by=None, policy=policy)
     elif alias == watch.production_alias and current is None:
@@ -122,6 +123,7 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
     else:
         registry.set_alias(client, watch.model_name, alias, target)
     entry = audit.finish(client, entry)
+    metrics.record_protected_alias(watch.model_name, "reverted")
     log.error("protected_alias_reverted", alias=alias, attempted_version=current, restored_version=target,
               moved_by=None, attempt_entry_id=attempt.id, entry_id=entry.id)
     return entry

@@ -31,6 +31,11 @@ RUN_TO_STAGING = Histogram(
     buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120, 300, 900, 3600))
 SCORINGS = Counter("registry_watcher_scorings", "Scorings by registered model and outcome: ok or failed.",
                    ["model", "outcome"])
+PROTECTED_ALIAS = Counter(
+    "registry_watcher_protected_alias_changes",
+    "Moves of a protected alias (policy alert or revert) made outside the watcher, by model and action: "
+    "moved (seen) or reverted (undone by the watcher).", ["model", "action"])
+PROTECTED_ACTIONS = ("moved", "reverted")
 LEADER = Gauge("registry_watcher_leader",
                "1 where this replica acts for the model (always 1 without the ha block), else 0.", ["model"])
 TRACKING_UP = Gauge("registry_watcher_tracking_server_up",
@@ -59,6 +64,8 @@ def init_model(model: str) -> None:
         DECISIONS.labels(model=model, decision=decision)
     for outcome in SCORING_OUTCOMES:
         SCORINGS.labels(model=model, outcome=outcome)
+    for action in PROTECTED_ACTIONS:
+        PROTECTED_ALIAS.labels(model=model, action=action)
 
 
 def init_polls() -> None:
@@ -95,6 +102,11 @@ def observe_run_to_staging(seconds: float) -> None:
 def record_scoring(model: str, ok: bool) -> None:
     """Count one scoring attempt."""
     SCORINGS.labels(model=model, outcome="ok" if ok else "failed").inc()
+
+
+def record_protected_alias(model: str, action: str) -> None:
+    """Count an external move of a protected alias (``moved``) or the watcher's revert of one (``reverted``)."""
+    PROTECTED_ALIAS.labels(model=model, action=action).inc()
 
 
 def set_leader(model: str, leading: bool) -> None:
