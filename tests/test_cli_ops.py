@@ -133,3 +133,23 @@ def test_readme_fernet_recipe_starts_mlflow_and_webhooks_list_and_uninstall(fern
     assert f"no webhook points at {urls[0]}" in capsys.readouterr().err
     remaining = [h["url"] for h in hook_store.listing(MlflowClient(fernet_server, fernet_server))]
     assert urls[0] not in remaining and urls[1] in remaining
+
+
+@in_process
+def test_client_only_verbs_load_no_daemon_machinery(tracking_uri, client, tmp_path):
+    """CLI start-up: ``status``, ``history`` and ``promote`` import neither the scheduler nor the HTTP
+    server nor the scoring worker, and leave MLflow's process-wide URIs alone (bench/bench_cli.py times them)."""
+    model = f"m_fast_{uuid.uuid4().hex[:6]}"
+    config = _write(tmp_path, issue_yaml(tracking_uri, f"exp_{model}", model))
+    client.create_registered_model(model)
+    probe = f"""
+import sys, mlflow
+from watcher.cli import main
+codes = [main(["status", "--config", {config!r}]), main(["history", "--model", {model!r}, "--config", {config!r}])]
+heavy = sorted(m for m in ("apscheduler", "uvicorn", "watcher.service.daemon", "watcher.scoring.worker",
+                           "watcher.service.http") if m in sys.modules)
+print(codes, heavy, mlflow.get_tracking_uri() == {tracking_uri!r})
+"""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0] [] False", done.stdout + done.stderr

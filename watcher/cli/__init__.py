@@ -23,6 +23,8 @@ from watcher.store.client import make_client
 
 log = get_logger("watcher.cli")
 DAEMON_VERBS = {"run", "once", "check-config"}
+CLIENT_ONLY_VERBS = {"status", "history", "promote", "rollback", "webhooks"}
+"""Verbs that use nothing but the client: MLflow's process-wide URIs are not set for them (faster start-up)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_secrets(uri_password(u) for u in (config.tracking_uri, config.registry_uri,
                                           config.ha.lock_url if config.ha else None))
     configure_logging(config.log.level, config.log.format, stream=stream, capture_stray_output=daemon)
-    client = make_client(config)
+    client = make_client(config, process_wide=args.verb not in CLIENT_ONLY_VERBS)
     try:
         return dispatch(args, config, client)
     except KeyboardInterrupt:

@@ -5,26 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
 from watcher.cli.output import error, say
 from watcher.config import PRECEDENCE, WatcherConfig, env_overrides, is_uri, scoring_inputs
 from watcher.obs.logs import get_logger
-from watcher.service.poller import Poller
+
+if TYPE_CHECKING:
+    from watcher.service.poller import Poller
 
 log = get_logger("watcher.cli")
 
 
 def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
     """Run the verb named by ``args.verb``."""
-    from watcher.engine import promotion
-    from watcher.service.daemon import make_leader, run_daemon
+    if args.verb in ("run", "once"):  # the process (scheduler, HTTP, scoring) only for the daemon verbs
+        from watcher.service import poller as polling
+        from watcher.service.daemon import make_leader, run_daemon
 
-    if args.verb == "run":
-        return run_daemon(client, config)
-    if args.verb == "once":
-        return once(Poller(client, config, leader=make_leader(config)))
+        if args.verb == "run":
+            return run_daemon(client, config)
+        return once(polling.Poller(client, config, leader=make_leader(config)))
     if args.verb == "check-config":
         return check(client, config)
     if args.verb == "status":
@@ -45,6 +48,8 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         from watcher.cli.history import history
 
         return history(client, watch, config.audit_experiment, args.at, args.json)
+    from watcher.engine import promotion
+
     move = promotion.promote if args.verb == "promote" else promotion.rollback
     try:
         entry = move(client, watch, args.version, args.reason, promotion.cli_user(), force=args.force,
