@@ -123,7 +123,8 @@ def test_metrics_match_what_happened(client, make_config, names, tmp_path: Path,
                      "registry_watcher_scorings": "counter", "registry_watcher_leader": "gauge",
                      "registry_watcher_run_to_staging_seconds": "histogram",
                      "registry_watcher_tracking_server_up": "gauge",
-                     "registry_watcher_last_successful_poll_timestamp_seconds": "gauge"}
+                     "registry_watcher_last_successful_poll_timestamp_seconds": "gauge",
+                     "registry_watcher_protected_alias_changes": "counter"}
     assert metric_value(text, "registry_watcher_tracking_server_up") == 1
 
 
