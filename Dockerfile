@@ -1,6 +1,6 @@
 # registry-watcher: a slim image with a non-root user, /healthz as its health check.
 #   docker build -t registry-watcher .
-#   docker run --rm -v $PWD/config:/config -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow:5000 registry-watcher
+#   docker run --rm --stop-timeout 300 -v $PWD/config:/config -p 8080:8080 -e MLFLOW_TRACKING_URI=http://mlflow:5000 registry-watcher
 # Linted in CI by hadolint (tests/test_dockerfile.py). The build itself is not tested there: no container
 # runtime on the CI machine can pull the base image.
 FROM python:3.11-slim
@@ -34,6 +34,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('WATCHER_HTTP__PORT', '8080'), timeout=4)"]
 
 # Exec form: registry-watcher is PID 1 and receives docker stop's SIGTERM itself (finishes the run in
-# hand, exits 0).
+# hand and any scoring in hand, exits 0): give docker run a --stop-timeout longer than a scoring, since
+# Docker SIGKILLs after 10 s by default.
 ENTRYPOINT ["registry-watcher"]
 CMD ["run", "--config", "/config/watcher.yaml"]

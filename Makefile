@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_soak.py --minutes $(SOAK_MINUTES)
 	$(BIN)/python bench/bench_scoring.py
 	$(BIN)/python bench/bench_spark.py --rows 1000000
+	$(BIN)/python bench/bench_cli.py
 
 clean:
 	rm -rf $(VENV) demo/workdir .pytest_cache

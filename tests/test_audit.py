@@ -4,6 +4,8 @@ carried over once, and the CLI and the daemon never overwrite or misread each ot
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -125,11 +127,15 @@ def test_an_unfinished_intent_is_completed_and_an_abandoned_one_dropped(client, 
     fields = {"model_name": names["model"], "alias": "production", "previous": None, "by": "frank",
               "action": "promote"}
     # the CLI died after moving the alias, before finishing its entry
-    audit.begin(client, config.audit_experiment, version=v1, reason="died after the move", **fields)
+    intent = audit.begin(client, config.audit_experiment, version=v1, reason="died after the move", **fields)
     client.set_registered_model_alias(names["model"], "production", v1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    client.set_tag(intent.id, state.AUDIT_PID, str(dead.pid))  # the writer (the CLI) is gone
     with captured() as logs:
         reconcile_once(client, config)
-    assert events(logs, "promotion_completed_by_watcher") and not events(logs, "production_alias_changed")
+    assert events(logs, "promotion_completed_by_watcher")[0]["reason"] == "process_gone"
+    assert not events(logs, "production_alias_changed")
     assert [(e.version, e.by) for e in production_history(client, watch)] == [(v1, "frank")]
     # the CLI died before moving the alias: the intent is dropped once it is stale
     audit.begin(client, config.audit_experiment, version=v2, reason="died before the move", **{**fields, "previous": v1})

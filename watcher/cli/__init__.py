@@ -1,7 +1,7 @@
 """Command line: ``registry-watcher VERB --config FILE``.
 
 ``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored), ``check-config``,
-``status``, ``promote``, ``rollback``, ``history``, ``explain`` and ``webhooks install``. A bad or
+``status``, ``promote``, ``rollback``, ``history``, ``explain`` and ``webhooks install|list|uninstall``. A bad or
 missing config exits 2 before anything starts, with each bad field named by its location.
 
 The verbs and their printing live here (``status``, ``history``, ``explain``, ``commands``); the
@@ -23,6 +23,8 @@ from watcher.store.client import make_client
 
 log = get_logger("watcher.cli")
 DAEMON_VERBS = {"run", "once", "check-config"}
+CLIENT_ONLY_VERBS = {"status", "history", "promote", "rollback", "webhooks"}
+"""Verbs that use nothing but the client: MLflow's process-wide URIs are not set for them (faster start-up)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     install = hooks_sub.add_parser("install", parents=[common],
                                    help="create or update (idempotently) the MLflow webhook pointing at --url")
     install.add_argument("--url", required=True, help="public URL of POST /webhooks/mlflow on the watcher")
+    listing = hooks_sub.add_parser("list", parents=[common], help="every MLflow webhook: id, status, URL, events")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
+    remove = hooks_sub.add_parser("uninstall", parents=[common],
+                                  help="delete the MLflow webhook pointing at --url (exit 1 when there is none)")
+    remove.add_argument("--url", required=True, help="the URL the webhook delivers to")
     return parser
 
 
@@ -75,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_secrets(uri_password(u) for u in (config.tracking_uri, config.registry_uri,
                                           config.ha.lock_url if config.ha else None))
     configure_logging(config.log.level, config.log.format, stream=stream, capture_stray_output=daemon)
-    client = make_client(config)
+    client = make_client(config, process_wide=args.verb not in CLIENT_ONLY_VERBS)
     try:
         return dispatch(args, config, client)
     except KeyboardInterrupt:

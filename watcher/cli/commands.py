@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
 from watcher.cli.output import error, say
-from watcher.config import PRECEDENCE, WatcherConfig, env_overrides
+from watcher.config import PRECEDENCE, WatcherConfig, env_overrides, is_uri, scoring_inputs
 from watcher.obs.logs import get_logger
+
+if TYPE_CHECKING:
+    from watcher.service.poller import Poller
 
 log = get_logger("watcher.cli")
 
 
 def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
     """Run the verb named by ``args.verb``."""
-    from watcher.engine import promotion
-    from watcher.service.daemon import make_leader, run_daemon
-    from watcher.service.poller import Poller
+    if args.verb in ("run", "once"):  # the process (scheduler, HTTP, scoring) only for the daemon verbs
+        from watcher.service import poller as polling
+        from watcher.service.daemon import make_leader, run_daemon
 
-    if args.verb == "run":
-        return run_daemon(client, config, config_path=args.config)
-    if args.verb == "once":
-        report = Poller(client, config, leader=make_leader(config, member=False)).poll()
-        return 0 if report is not None and report.ok else 1
+        if args.verb == "run":
+            return run_daemon(client, config, config_path=args.config)
+        return once(polling.Poller(client, config, leader=make_leader(config, member=False)))
     if args.verb == "check-config":
         return check(client, config)
     if args.verb == "status":
@@ -35,7 +37,9 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
     if args.verb == "explain":
         return explain(client, config, args.run_id, args.json)
     if args.verb == "webhooks":
-        return webhooks_install(client, config, args.url)
+        from watcher.cli import webhooks
+
+        return webhooks.dispatch(args, config, client)
     from watcher.engine.discovery import find_watch
 
     watch = find_watch(client, config, args.model)  # configured, else discovered by experiment tag
@@ -46,6 +50,8 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         from watcher.cli.history import history
 
         return history(client, watch, config.audit_experiment, args.at, args.json)
+    from watcher.engine import promotion
+
     move = promotion.promote if args.verb == "promote" else promotion.rollback
     try:
         entry = move(client, watch, args.version, args.reason, promotion.cli_user(), force=args.force,
@@ -71,45 +77,56 @@ def explain(client: MlflowClient, config: WatcherConfig, run_id: str, as_json: b
     return 0
 
 
-def webhooks_install(client: MlflowClient, config: WatcherConfig, url: str) -> int:
-    """``webhooks install --url``: 2 without a secret, 1 when MLflow refuses it."""
-    from watcher.store import webhooks
-
-    if config.http is None or config.http.webhook_secret is None:
-        print("error: http.webhook_secret is not set (config file or $WATCHER_HTTP__WEBHOOK_SECRET)", file=sys.stderr)
-        return 2
-    description = "registry-watcher: production alias events for " + ", ".join(
-        sorted({w.model_name for w in config.watches}))
+def once(poller: Poller) -> int:
+    """``once``: 1 when a watch errored, or when nothing was acted on because the lock database was
+    unreachable; 0 with one ``standby: another replica leads M`` line when another replica holds M."""
+    report = poller.poll()
+    leader = poller.leader
     try:
-        webhook_id, created, extra = webhooks.install(client, url, config.http.webhook_secret.get_secret_value(),
-                                                      description)
-    except Exception as exc:  # noqa: BLE001 - the server refused (scheme, private address, ...)
-        print(f"error: MLflow refused the webhook: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    hook_log = get_logger("watcher.webhooks")
-    if created:
-        hook_log.info("webhook_installed", webhook_id=webhook_id, url=url, created=True, events=webhooks.EVENTS)
-    else:
-        hook_log.info("webhook_installed", webhook_id=webhook_id, url=url, created=False, duplicates_deleted=extra,
-                      events=webhooks.EVENTS)
-    print(f"webhook {webhook_id} {'created' if created else 'updated'}: {url} "
-          f"({', '.join(map(str, webhooks.EVENTS))}); MLflow may take up to MLFLOW_WEBHOOK_CACHE_TTL (60 s) to deliver")
-    return 0
+        if leader is not None and leader.db_up is False:
+            log.error("once_acted_on_nothing", reason="the ha lock database is unreachable")
+            error("the ha lock database is unreachable: acted on nothing")
+            return 1
+        standby = [w.model_name for w in report.watches if w.standby] if report is not None else []
+        if standby:
+            say(f"standby: another replica leads {', '.join(standby)}")
+        return 0 if report is not None and report.ok else 1
+    finally:
+        if leader is not None:
+            leader.close()
 
 
 def check(client: MlflowClient, config: WatcherConfig) -> int:
-    """``check-config``: the file is valid (else exit 2 earlier); reach the server (else 1)."""
+    """``check-config``: the file is valid (else exit 2 earlier); reach the server, the ``ha`` lock
+    database and every local scoring input (else 1, naming which)."""
+    from watcher.service.health import lock_database_error
     from watcher.store import experiments
 
     log.info("config_sources", precedence=PRECEDENCE, env_overrides=env_overrides(),
              tracking_uri=config.tracking_uri)
+    failed = []
     try:
         experiments.ping(client)
     except Exception as exc:  # noqa: BLE001 - any failure means unreachable
         log.error("tracking_server_unreachable", error=f"{type(exc).__name__}: {exc}")
+        error(f"tracking server unreachable: {type(exc).__name__}: {exc}")
         return 1
+    if config.ha is not None:
+        problem = lock_database_error(config.ha)
+        if problem is not None:
+            log.error("lock_database_unreachable", error=problem)
+            error(f"ha lock database unreachable: {problem}")
+            failed.append("lock_database")
+        else:
+            log.info("lock_database_ok")
     for watch in config.watches:
         exists = experiments.find(client, watch.experiment, deleted="id") is not None
         log.info("config_ok", experiment=watch.experiment, model_name=watch.model_name, experiment_exists=exists,
                  gates=len(watch.gates), scoring=watch.scoring is not None)
-    return 0
+        if watch.scoring is not None and not is_uri(watch.scoring.input):
+            found = [p for p in scoring_inputs(watch.scoring.input) if os.path.isfile(p)]
+            if not found:
+                log.error("scoring_input_missing", model_name=watch.model_name, input=watch.scoring.input)
+                error(f"scoring input of {watch.model_name} does not exist: {watch.scoring.input}")
+                failed.append(f"scoring_input:{watch.model_name}")
+    return 1 if failed else 0

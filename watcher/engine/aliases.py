@@ -21,7 +21,20 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 
 from watcher.config import AliasPolicy, WatchConfig
-from watcher.engine.policy import EXTERNAL, WATCHER, Adopt, Finish, Plan, Record, Revert, decide, revert_target, settled
+from watcher.engine.policy import (
+    EXTERNAL,
+    WATCHER,
+    Adopt,
+    Finish,
+    Plan,
+    Record,
+    Revert,
+    Wait,
+    decide,
+    revert_target,
+    settled,
+)
+from watcher.obs import metrics, process
 from watcher.obs.logs import get_logger
 from watcher.store import audit, registry
 from watcher.store.audit import AuditEntry
@@ -42,7 +55,8 @@ def reconcile_alias(client: MlflowClient, watch: WatchConfig, model: RegisteredM
     fresh = registry.get_model(client, watch.model_name)
     tags, current = registry.tags_of(fresh), registry.aliases_of(fresh).get(alias)
     recent = audit.recent(client, experiment, watch.model_name, alias)
-    plan = decide(recent, current, policy, production=alias == watch.production_alias, now=now)
+    gone = frozenset(e.id for e in recent if e.status == "pending" and process.is_gone(e.writer))
+    plan = decide(recent, current, policy, production=alias == watch.production_alias, now=now, gone=gone)
     last = execute(client, watch, experiment, alias, policy, plan, current)
     return last, tags, (last.version if last is not None and last.action == "revert" else current)
 
@@ -57,9 +71,15 @@ def execute(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
     fields = {"model_name": watch.model_name, "alias": alias}
     for action in plan.actions:
         if isinstance(action, Finish):
+            writer = action.intent.writer
             log.info("promotion_completed_by_watcher", alias=alias, version=current, by=action.intent.by,
-                     entry_id=action.intent.id)
+                     entry_id=action.intent.id, reason=action.reason, writer_host=writer.host if writer else None,
+                     writer_pid=writer.pid if writer else None)
             last = audit.finish(client, action.intent)
+        elif isinstance(action, Wait):
+            log.debug("promotion_in_progress", alias=alias, version=current, by=action.intent.by,
+                      entry_id=action.intent.id)
+            last = action.intent  # the alias is where the intent put it: scoring goes on, keyed on its id
         elif isinstance(action, Adopt):
             log.info("alias_baseline_adopted", alias=alias, version=action.version)
             last = audit.record(client, experiment, **fields, version=action.version, previous=None, by=WATCHER,
@@ -80,6 +100,7 @@ def execute(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
 
 def _report(watch: WatchConfig, alias: str, policy: AliasPolicy, current: str | None, previous: str | None) -> None:
     if policy in ("alert", "revert"):
+        metrics.record_protected_alias(watch.model_name, "moved")
         log.error("protected_alias_moved", alias=alias, version=current, previous_version=previous, by=EXTERNAL,
                   moved_by=None, policy=policy)
     elif alias == watch.production_alias and current is None:
@@ -102,6 +123,7 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
     else:
         registry.set_alias(client, watch.model_name, alias, target)
     entry = audit.finish(client, entry)
+    metrics.record_protected_alias(watch.model_name, "reverted")
     log.error("protected_alias_reverted", alias=alias, attempted_version=current, restored_version=target,
               moved_by=None, attempt_entry_id=attempt.id, entry_id=entry.id)
     return entry

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from pydantic import ValidationError
 
 from watcher.config import DEFAULT_PROFILE, WatchConfig, WatcherConfig, format_errors
+from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.store import fleet, keys, registry
 
@@ -124,6 +125,7 @@ class Discovery:
             before = self.found.get(name)
             if before is None or before.watch != item.watch or before.profile != item.profile:
                 log.info("watch_discovered", experiment=name, model_name=item.watch.model_name, profile=item.profile)
+                metrics.init_model(item.watch.model_name)  # its counters exist at 0 from now on
         for name, before in self.found.items():
             if name in found:
                 continue

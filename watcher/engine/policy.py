@@ -4,8 +4,12 @@ Given an alias's newest audit-trail entries, where the alias points now and its 
 :func:`decide` returns a :class:`Plan`; ``watcher.engine.aliases`` executes it. No I/O here, so
 every case is a row of a table-driven test (``tests/test_policy.py``).
 
-* a fresh *intent* for the alias's version (``promote``/``rollback``, the watcher's own staging
-  move or revert) is the tool's own move: **finish** it, never take it for an external one;
+* an *intent* for the alias's version (``promote``/``rollback``, the watcher's own staging move
+  or revert) is the tool's own move, never an external one. Its writer finishes it itself, so
+  while that process may still be running the plan is to **wait** (the alias's position is the
+  intent's, and scoring may go on, keyed on its id); it is **finished** here only when its writer
+  is known to be gone (``gone``: computed by the caller, same host only) or it is older than
+  ``handoff_timeout`` (another host, or a hung CLI): ``Finish.reason`` says which;
 * an intent older than ``intent_ttl`` that the alias never reached is **abandoned**;
 * the first time a non-production alias is watched with no recorded move: **adopt** its position;
 * a position that differs from the newest recorded move is external: **record** it
@@ -24,6 +28,11 @@ from watcher.store.audit import AuditEntry
 
 INTENT_TTL_S = 300.0
 """Seconds an intent may wait for its alias move before it counts as abandoned (a CLI that died)."""
+HANDOFF_TIMEOUT_S = 120.0
+"""Seconds after which an intent whose alias already moved is finished by the daemon even though its
+writer may still run (its writer on another host, where the daemon cannot see whether it is gone)."""
+PROCESS_GONE = "process_gone"
+TIMEOUT = "timeout"
 WATCHER = "watcher"
 """``by`` of the daemon's own moves."""
 EXTERNAL = "external"
@@ -32,7 +41,16 @@ EXTERNAL = "external"
 
 @dataclass(frozen=True)
 class Finish:
-    """Finish this intent: the alias already points where it meant to."""
+    """Finish this intent: the alias already points where it meant to, and its writer will not."""
+
+    intent: AuditEntry
+    reason: str = PROCESS_GONE
+    """``process_gone`` (its writer no longer runs) or ``timeout`` (older than the hand-off timeout)."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """An intent whose alias already moved, while its writer may still finish it: leave it be."""
 
     intent: AuditEntry
 
@@ -61,7 +79,7 @@ class Revert:
     attempt: AuditEntry | None = None
 
 
-Action = Finish | Adopt | Record | Revert
+Action = Finish | Wait | Adopt | Record | Revert
 
 
 @dataclass(frozen=True)
@@ -93,8 +111,10 @@ def settled(recent: Sequence[AuditEntry], current: str | None, policy: AliasPoli
 
 
 def decide(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolicy, *, production: bool,
-           now: float, intent_ttl: float = INTENT_TTL_S) -> Plan:
-    """The plan for one alias; ``recent`` oldest first, ``now`` in epoch seconds."""
+           now: float, intent_ttl: float = INTENT_TTL_S, gone: frozenset[str] = frozenset(),
+           handoff_timeout: float = HANDOFF_TIMEOUT_S) -> Plan:
+    """The plan for one alias; ``recent`` oldest first, ``now`` in epoch seconds; ``gone``: ids of
+    pending intents whose writing process is known to be gone."""
     last = _last_done(recent)
     last_version = last.version if last else None
     intent = None
@@ -106,7 +126,11 @@ def decide(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolic
             abandon.append(entry)
     stale = tuple(abandon)
     if intent is not None:
-        return Plan(last, (Finish(intent),), stale)
+        if intent.id in gone:
+            return Plan(last, (Finish(intent, PROCESS_GONE),), stale)
+        if now - intent.start_ms / 1000 > handoff_timeout:
+            return Plan(last, (Finish(intent, TIMEOUT),), stale)
+        return Plan(last, (Wait(intent),), stale)
     if last is None and current is not None and not production:
         return Plan(last, (Adopt(current),), stale)
     if last_version != current:

@@ -105,9 +105,13 @@ class ScoringWorker:
             return
         with bound_contextvars(model_name=model_name, experiment=watch.experiment):
             model = registry.get_model(self.client, model_name)
-            done = [e for e in audit.recent(self.client, self.config.audit_experiment, model_name,
-                                            watch.production_alias) if e.status == "done"]
+            recent = audit.recent(self.client, self.config.audit_experiment, model_name, watch.production_alias)
+            done = [e for e in recent if e.status == "done"]
             current = registry.aliases_of(model).get(watch.production_alias)
-            if not done or done[-1].version is None or done[-1].version != current:
+            # a promote whose CLI is still finishing its entry: its intent is the move (same id once done)
+            moving = [e for e in recent if e.status == "pending" and e.version == current
+                      and (not done or done[-1].version != current)]
+            move = moving[-1] if moving else done[-1] if done else None
+            if move is None or move.version is None or move.version != current:
                 return  # the tick records the move first; it hands the model over again
-            maybe_score(self.client, watch, registry.tags_of(model), done[-1], time.time())
+            maybe_score(self.client, watch, registry.tags_of(model), move, time.time())

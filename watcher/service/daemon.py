@@ -28,7 +28,7 @@ from watcher.config import WatcherConfig
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import stop_engines
 from watcher.scoring.worker import ScoringWorker
-from watcher.service.health import Health
+from watcher.service.health import Health, init_metrics
 from watcher.service.http import HttpServer, build_app
 from watcher.service.leader import Leader
 from watcher.service.poller import Poller
@@ -43,6 +43,7 @@ def run_daemon(client: MlflowClient, config: WatcherConfig, config_path: str | P
 
     With ``config_path``, SIGHUP re-reads that file between ticks (``watcher.service.reload``)."""
     leader = make_leader(config)
+    init_metrics(config)  # every counter series at 0 from the start
     poller = Poller(client, config, leader=leader)
     parts: dict[str, HttpServer | None] = {"http": None}
 
@@ -144,7 +145,7 @@ def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None:
         return None
     from watcher.service.webhooks import Receiver
 
-    poller.health = Health.for_config(config)
+    poller.health = Health.for_config(config, poller.leader)
     receiver = (Receiver(config, poller.request_tick, watches=poller.watches)
                 if config.http.webhook_secret is not None else None)
     server = HttpServer(build_app(poller.health, config.http, receiver), config.http)

@@ -26,10 +26,9 @@ from mlflow import MlflowClient
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine import Session, TickReport, reconcile_once
 from watcher.engine.discovery import Discovery
-from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.scoring.worker import ScoringWorker
-from watcher.service.health import Health
+from watcher.service.health import Health, after_poll
 from watcher.service.leader import Leader
 from watcher.store.errors import is_unreachable
 
@@ -62,6 +61,9 @@ class Poller:
     outage_since: float | None = None
     """Monotonic time of the first failed poll of a tracking-server outage in progress."""
     _pending: threading.Event = field(default_factory=threading.Event)
+    _webhook_requests: int = 0
+    """Verified webhook deliveries that asked for a tick since the last tick started."""
+    _webhook_lock: threading.Lock = field(default_factory=threading.Lock)
     health: Health | None = None
     """Set by the daemon when ``http`` is on: the loop heartbeat and per-watch poll outcome."""
     discovery: Discovery = field(default_factory=Discovery)
@@ -109,6 +111,9 @@ class Poller:
         every watch is due or also asked for."""
         names = None if experiments is None else set(experiments)
         log.debug("tick_requested", reason=reason, experiments=sorted(names) if names is not None else None)
+        if reason.startswith("webhook:"):
+            with self._webhook_lock:
+                self._webhook_requests += 1
         self._request(names)
         if self.kick is not None:
             self.kick()
@@ -146,6 +151,10 @@ class Poller:
         scope = self._take_scope()
         if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
             return None
+        with self._webhook_lock:
+            deliveries, self._webhook_requests = self._webhook_requests, 0
+        if deliveries:  # one line per tick however many deliveries asked for it (each is logged at debug)
+            log.info("webhook_tick", deliveries=deliveries)
         if self.health is not None:
             self.health.poll_started()
         report: TickReport | None = None
@@ -171,7 +180,7 @@ class Poller:
         finally:
             if self.health is not None:
                 self.health.poll_finished(report, failed=report is None and not self.stop.is_set())
-        metrics.record_poll(report is not None and not report.poll_failed)
+        after_poll(self.client, report, unreachable, self.health)
         if report is not None and not report.poll_failed:
             if self.outage_since is not None:
                 log.info("tracking_server_recovered", outage_seconds=round(time.monotonic() - self.outage_since, 1),

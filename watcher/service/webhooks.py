@@ -7,11 +7,13 @@ and a JSON body ``{"entity", "action", "timestamp", "data": {...}}``.
 
 :class:`Receiver` is the whole receiving side without HTTP (``watcher.http`` adapts it): a stale
 or future timestamp is 400, a missing or wrong signature 401, and neither changes anything. A
-valid delivery is 200; one for a watched model's production alias (or its staging alias under a
+valid delivery whose body is not an MLflow payload (``Payload``, pydantic) is 400. A valid
+delivery is 200; one for a watched model's production alias (or its staging alias under a
 ``staging_policy`` other than ``record``) asks the daemon for a tick at once (the tick settles the
 alias under its policy and fires scoring; the poll stays the backstop, and the
-scoring's ``seq`` key keeps it once per change whichever comes first). A delivery id seen before
-is answered 200 and does nothing more. Installing the webhook is ``watcher.store.webhooks``.
+scoring's ``seq`` key keeps it once per change whichever comes first). A delivery id seen within the
+tolerance window is answered 200 and does nothing more. No signature headers at all is 401.
+Installing the webhook is ``watcher.store.webhooks``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.production import polices_staging
@@ -36,7 +40,7 @@ SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
 DELIVERY_ID_HEADER = "x-mlflow-delivery-id"
 SIGNATURE_VERSION = "v1"
-SEEN_IDS = 4096
+TIMESTAMP = re.compile(r"-?[0-9]{1,12}")
 
 
 def sign(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
@@ -61,6 +65,33 @@ class Outcome:
     tick_requested: bool = False
 
 
+class AliasData(BaseModel):
+    """``data`` of a delivery: other entities carry other fields; these three are strings where present."""
+
+    model_config = ConfigDict(extra="allow")
+    name: StrictStr | None = None
+    alias: StrictStr | None = None
+    version: StrictStr | None = None
+
+
+class Payload(BaseModel):
+    """The JSON body MLflow sends (``mlflow/webhooks/delivery.py``); anything else is a 400."""
+
+    model_config = ConfigDict(extra="allow")
+    entity: StrictStr
+    action: StrictStr
+    timestamp: StrictStr
+    data: AliasData
+
+
+def parse_payload(body: bytes) -> Payload | None:
+    """The validated payload, or None for anything that is not an MLflow webhook body."""
+    try:
+        return Payload.model_validate_json(body)
+    except (ValidationError, ValueError):
+        return None
+
+
 class Receiver:
     """Verifies deliveries and turns the relevant ones into ``request_tick`` calls; thread-safe."""
 
@@ -74,49 +105,43 @@ class Receiver:
         """The effective watch set (discovery changes it), read at each delivery."""
         self._request_tick = request_tick
         self._clock = clock
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        """delivery id -> until when it is kept: its timestamp plus the tolerance (a replay after
+        that is refused as stale anyway), so no number of newer deliveries can push it out."""
         self._lock = threading.Lock()
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
-        """Verify and act on one delivery; ``headers`` keys are lower case."""
+        """Verify and act on one delivery; ``headers`` keys are lower case. Never raises."""
         delivery_id = headers.get(DELIVERY_ID_HEADER, "")
         timestamp = headers.get(TIMESTAMP_HEADER, "")
         signature = headers.get(SIGNATURE_HEADER, "")
+        if not (delivery_id or timestamp or signature):
+            return self._refuse(401, "missing signature headers", delivery_id)
         if not delivery_id or not timestamp:
             return self._refuse(400, "missing delivery id or timestamp header", delivery_id)
-        try:
-            age = self._clock() - int(timestamp)
-        except ValueError:
+        if not TIMESTAMP.fullmatch(timestamp):
             return self._refuse(400, "timestamp is not an integer", delivery_id)
+        sent = int(timestamp)
+        age = self._clock() - sent
         if abs(age) > self._tolerance:
             return self._refuse(400, "timestamp outside the accepted window", delivery_id, age_seconds=round(age))
         if not signature:
             return self._refuse(401, "missing signature", delivery_id)
         if not signature_valid(self._secret, delivery_id, timestamp, body, signature):
             return self._refuse(401, "invalid signature", delivery_id)
-        try:
-            payload = json.loads(body)
-            entity, action = payload["entity"], payload["action"]
-            data = payload.get("data") or {}
-        except (ValueError, KeyError, TypeError):
+        payload = parse_payload(body)
+        if payload is None:
             return self._refuse(400, "body is not an MLflow webhook payload", delivery_id)
-        with self._lock:
-            if delivery_id in self._seen:
-                self._seen.move_to_end(delivery_id)
-                log.debug("webhook_duplicate", delivery_id=delivery_id)
-                return Outcome(200, "duplicate delivery")
-            self._seen[delivery_id] = None
-            while len(self._seen) > SEEN_IDS:
-                self._seen.popitem(last=False)
-        model = data.get("name") if isinstance(data, dict) else None
-        alias = data.get("alias") if isinstance(data, dict) else None
-        relevant = (entity == "model_version_alias" and isinstance(model, str)
-                    and alias in self.watched().get(model, ()))
-        log.info("webhook_received", delivery_id=delivery_id, entity=entity, action=action, model_name=model,
-                 alias=alias, version=data.get("version") if isinstance(data, dict) else None,
-                 tick_requested=relevant)
+        if not self._first_time(delivery_id, sent + self._tolerance):
+            log.debug("webhook_duplicate", delivery_id=delivery_id)
+            return Outcome(200, "duplicate delivery")
+        data = payload.data
+        relevant = (payload.entity == "model_version_alias" and data.name is not None
+                    and data.alias in self.watched().get(data.name, ()))
+        log.debug("webhook_received", delivery_id=delivery_id, entity=payload.entity, action=payload.action,
+                  model_name=data.name, alias=data.alias, version=data.version, tick_requested=relevant)
         if relevant:
-            self._request_tick(f"webhook:{entity}.{action}")
+            self._request_tick(f"webhook:{payload.entity}.{payload.action}")
         return Outcome(200, "tick requested" if relevant else "accepted", relevant)
 
     def watched(self) -> dict[str, set[str]]:
@@ -128,6 +153,20 @@ class Receiver:
             if polices_staging(w):
                 aliases.add(w.staging_alias)
         return found
+
+    def _first_time(self, delivery_id: str, keep_until: float) -> bool:
+        """Remember ``delivery_id`` until ``keep_until``; False when it was seen and is still kept."""
+        now = self._clock()
+        with self._lock:
+            while self._seen:
+                oldest, until = next(iter(self._seen.items()))
+                if until >= now:
+                    break
+                del self._seen[oldest]
+            if delivery_id in self._seen and self._seen[delivery_id] >= now:
+                return False
+            self._seen[delivery_id] = max(keep_until, self._seen.pop(delivery_id, keep_until))
+            return True
 
     @staticmethod
     def _refuse(status: int, reason: str, delivery_id: str, **extra: object) -> Outcome:

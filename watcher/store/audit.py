@@ -14,7 +14,9 @@ their own run, so neither can overwrite the other.
 
 A run's status is the entry's state: ``RUNNING`` is an *intent* (``promote`` writes it before it
 moves the alias, then finishes it), ``FINISHED`` a recorded move, ``KILLED`` an intent abandoned
-before its alias moved (it is not part of the history).
+before its alias moved (it is not part of the history). Every entry records the process that
+wrote it (``watcher.audit.host``, ``.pid``, ``.process_start``): the daemon finishes someone
+else's intent only once that process is gone, or the intent is old (``watcher.engine.policy``).
 
 Entries are :class:`AuditEntry` values (frozen). The legacy ``watcher.production_history`` tag is
 carried into the trail by ``watcher.store.migration``.
@@ -28,6 +30,8 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Run, RunStatus
 
+from watcher.obs import process
+from watcher.obs.process import ProcessId
 from watcher.store import experiments, keys
 from watcher.store.codec import now_iso, truncate
 
@@ -62,6 +66,8 @@ class AuditEntry:
     """The ``seq`` of a legacy history entry this one was carried over from."""
     seq: int | None = None
     """Position in the history, 1 = oldest (set by :func:`entries`)."""
+    writer: ProcessId | None = None
+    """The process that wrote it (host, pid, start time); None for entries written before it was recorded."""
 
     def public(self) -> dict[str, Any]:
         """The entry as ``history --json`` shows it (no internal sort fields)."""
@@ -91,8 +97,16 @@ def _entry(run: Run) -> AuditEntry:
         at=tags.get(keys.AUDIT_AT) or now_iso(run.info.start_time), by=tags.get(keys.AUDIT_BY, ""),
         action=tags.get(keys.AUDIT_ACTION, ""), reason=tags.get(keys.AUDIT_REASON, ""),
         forced=tags.get(keys.AUDIT_FORCED) == "true", status=STATUS.get(run.info.status, run.info.status.lower()),
-        start_ms=run.info.start_time or 0, legacy_seq=int(legacy) if legacy else None,
+        start_ms=run.info.start_time or 0, legacy_seq=int(legacy) if legacy else None, writer=_writer(tags),
     )
+
+
+def _writer(tags: dict[str, str]) -> ProcessId | None:
+    pid = tags.get(keys.AUDIT_PID, "")
+    host = tags.get(keys.AUDIT_HOST)
+    if not host or not pid.isdigit():
+        return None
+    return ProcessId(host, int(pid), tags.get(keys.AUDIT_PROCESS_START, ""))
 
 
 def order(found: list[AuditEntry]) -> list[AuditEntry]:
@@ -152,6 +166,8 @@ def begin(client: MlflowClient, experiment: str, *, model_name: str, alias: str,
             keys.AUDIT_VERSION: version or "", keys.AUDIT_PREVIOUS: previous or "", keys.AUDIT_BY: by,
             keys.AUDIT_ACTION: action, keys.AUDIT_REASON: reason, keys.AUDIT_FORCED: "true" if forced else "false",
             keys.AUDIT_AT: at, keys.NOTE: reason or f"{action} by {by}"}
+    writer = process.current()  # so that the daemon finishes this intent only once its writer is gone
+    tags.update({keys.AUDIT_HOST: writer.host, keys.AUDIT_PID: str(writer.pid), keys.AUDIT_PROCESS_START: writer.started})
     if legacy_seq is not None:
         tags[keys.AUDIT_LEGACY_SEQ] = str(legacy_seq)
     name = f"{model_name} {alias}: v{previous or '-'} -> v{version or '-'} ({action})"

@@ -22,13 +22,17 @@ class WatcherClient(MlflowClient):
         return None
 
 
-def make_client(config: WatcherConfig) -> MlflowClient:
+def make_client(config: WatcherConfig, *, process_wide: bool = True) -> MlflowClient:
     """Point MLflow at the configured server (also for ``models:/`` loads) and return a client.
 
     The registry is ``registry_uri``, else the tracking server, as documented: never an inherited
     ``$MLFLOW_REGISTRY_URI`` (``mlflow.set_registry_uri`` exports it to child processes).
+    ``process_wide=False`` only builds the client: the CLI verbs that use nothing but the client
+    (``status``, ``history``, ``promote``) skip ``mlflow.set_tracking_uri``, which resets MLflow's
+    tracing provider (~0.2 s of start-up).
     """
     registry = config.registry_uri or config.tracking_uri
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(registry)
+    if process_wide:
+        mlflow.set_tracking_uri(config.tracking_uri)
+        mlflow.set_registry_uri(registry)
     return WatcherClient(tracking_uri=config.tracking_uri, registry_uri=registry)

@@ -39,3 +39,20 @@ def install(client: MlflowClient, url: str, secret: str, description: str) -> tu
     hook = client.create_webhook(name=WEBHOOK_NAME, url=url, events=list(EVENTS), description=description[:1000],
                                  secret=secret, status="ACTIVE")
     return str(hook.webhook_id), True, 0
+
+
+def listing(client: MlflowClient) -> list[dict[str, object]]:
+    """Every webhook of the server as plain data: id, name, URL, events, status (never the secret)."""
+    return [{"id": str(hook.webhook_id), "name": hook.name, "url": hook.url,
+             "events": [str(event) for event in hook.events], "status": str(hook.status)}
+            for hook in all_webhooks(client)]
+
+
+def uninstall(client: MlflowClient, url: str) -> list[str]:
+    """Delete every webhook pointing at ``url``; returns the ids deleted (empty: there was none)."""
+    deleted = []
+    for hook in all_webhooks(client):
+        if hook.url == url:
+            client.delete_webhook(hook.webhook_id)
+            deleted.append(str(hook.webhook_id))
+    return deleted
