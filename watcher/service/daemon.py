@@ -143,10 +143,12 @@ def _start_http(poller: Poller, config: WatcherConfig) -> HttpServer | None:
     """Serve the ``http`` block, if any; RuntimeError when it cannot listen (the daemon then exits 1)."""
     if config.http is None:
         return None
+    from watcher.service.run_events import RunEventRouter
     from watcher.service.webhooks import Receiver
 
     poller.health = Health.for_config(config, poller.leader)
-    receiver = (Receiver(config, poller.request_tick, watches=poller.watches)
+    router = RunEventRouter(lambda: poller.client, poller.watches)
+    receiver = (Receiver(config, poller.request_tick, watches=poller.watches, run_events=router)
                 if config.http.webhook_secret is not None else None)
     server = HttpServer(build_app(poller.health, config.http, receiver), config.http)
     server.start()

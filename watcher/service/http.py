@@ -20,6 +20,7 @@ import time
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -56,7 +57,8 @@ def build_app(health: Health, http: HttpConfig, receiver: Receiver | None = None
             body += chunk
             if len(body) > http.max_body_bytes:
                 return JSONResponse({"detail": "body too large"}, status_code=413)
-        outcome = receiver.handle({k.lower(): v for k, v in request.headers.items()}, body)
+        # off the event loop: a run event for an experiment not seen yet is looked up in MLflow
+        outcome = await run_in_threadpool(receiver.handle, {k.lower(): v for k, v in request.headers.items()}, body)
         return JSONResponse({"detail": outcome.detail, "tick_requested": outcome.tick_requested},
                             status_code=outcome.status)
 

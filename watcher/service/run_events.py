@@ -29,7 +29,7 @@ CACHE_SIZE = 10_000
 class RunEventRouter:
     """Experiment id -> the watched experiment names it concerns (thread-safe)."""
 
-    def __init__(self, client: MlflowClient, watches: Callable[[], Iterable[WatchConfig]]) -> None:
+    def __init__(self, client: Callable[[], MlflowClient], watches: Callable[[], Iterable[WatchConfig]]) -> None:
         self._client = client
         self._watches = watches
         self._names: OrderedDict[str, str | None] = OrderedDict()
@@ -41,7 +41,7 @@ class RunEventRouter:
                 self._names.move_to_end(experiment_id)
                 return self._names[experiment_id]
         try:
-            name: str | None = experiments.name_of(self._client, experiment_id)
+            name: str | None = experiments.name_of(self._client(), experiment_id)
         except Exception as exc:  # noqa: BLE001 - unknown id or server down: the poll is the backstop
             log.debug("run_event_experiment_unknown", experiment_id=experiment_id, error=f"{type(exc).__name__}: {exc}")
             return None

@@ -28,11 +28,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.production import polices_staging
 from watcher.obs.logs import get_logger
+from watcher.service.run_events import RunEventRouter
 
 log = get_logger("watcher.webhooks")
 
@@ -66,12 +67,18 @@ class Outcome:
 
 
 class AliasData(BaseModel):
-    """``data`` of a delivery: other entities carry other fields; these three are strings where present."""
+    """``data`` of a delivery: an alias event's ``name``/``alias``/``version`` and a run event's
+    ``run_id``/``experiment_id``/``status`` (strings) and ``end_time`` (epoch ms), where present;
+    other entities carry other fields."""
 
     model_config = ConfigDict(extra="allow")
     name: StrictStr | None = None
     alias: StrictStr | None = None
     version: StrictStr | None = None
+    run_id: StrictStr | None = None
+    experiment_id: StrictStr | None = None
+    status: StrictStr | None = None
+    end_time: StrictInt | None = None
 
 
 class Payload(BaseModel):
@@ -95,15 +102,18 @@ def parse_payload(body: bytes) -> Payload | None:
 class Receiver:
     """Verifies deliveries and turns the relevant ones into ``request_tick`` calls; thread-safe."""
 
-    def __init__(self, config: WatcherConfig, request_tick: Callable[[str], None],
+    def __init__(self, config: WatcherConfig, request_tick: Callable[..., None],
                  clock: Callable[[], float] = time.time,
-                 watches: Callable[[], Sequence[WatchConfig]] | None = None) -> None:
+                 watches: Callable[[], Sequence[WatchConfig]] | None = None,
+                 run_events: RunEventRouter | None = None) -> None:
         assert config.http is not None and config.http.webhook_secret is not None
         self._secret = config.http.webhook_secret.get_secret_value()
         self._tolerance = config.http.webhook_tolerance_seconds
         self._watches = watches or (lambda: config.watches)
         """The effective watch set (discovery changes it), read at each delivery."""
         self._request_tick = request_tick
+        self._run_events = run_events
+        """Which watches a run event (the MLflow server plugin's) concerns; None ignores run events."""
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
         """delivery id -> until when it is kept: its timestamp plus the tolerance (a replay after
@@ -135,6 +145,8 @@ class Receiver:
         if not self._first_time(delivery_id, sent + self._tolerance):
             log.debug("webhook_duplicate", delivery_id=delivery_id)
             return Outcome(200, "duplicate delivery")
+        if payload.entity == "run":
+            return self._run_event(delivery_id, payload)
         data = payload.data
         relevant = (payload.entity == "model_version_alias" and data.name is not None
                     and data.alias in self.watched().get(data.name, ()))
@@ -143,6 +155,19 @@ class Receiver:
         if relevant:
             self._request_tick(f"webhook:{payload.entity}.{payload.action}")
         return Outcome(200, "tick requested" if relevant else "accepted", relevant)
+
+    def _run_event(self, delivery_id: str, payload: Payload) -> Outcome:
+        """``run.finished`` (``plugins/mlflow-run-events``): a tick for the watches of that experiment only."""
+        data = payload.data
+        experiments: list[str] = []
+        if (payload.action == "finished" and data.status == "FINISHED" and data.experiment_id
+                and self._run_events is not None):
+            experiments = self._run_events.watched(data.experiment_id)
+        log.debug("run_event_received", delivery_id=delivery_id, run_id=data.run_id, experiment_id=data.experiment_id,
+                  status=data.status, experiments=experiments, tick_requested=bool(experiments))
+        if experiments:
+            self._request_tick("webhook:run.finished", experiments)
+        return Outcome(200, "tick requested" if experiments else "accepted", bool(experiments))
 
     def watched(self) -> dict[str, set[str]]:
         """Model -> its aliases a delivery may concern: production always; staging when policed."""
