@@ -81,8 +81,11 @@ watches:
     assert {verb: p.returncode for verb, p in outputs.items()} == {"once": 1, "check-config": 1, "status": 1}
     once = [json.loads(line) for line in outputs["once"].stdout.splitlines()]
     assert "tracking_server_unreachable" in {line["event"] for line in once}
-    outputs["ha"] = _cli("once", ha_config, env)  # the lock database is down too: a standby, never a leak
-    assert "leader_lock_unreachable" in {json.loads(line)["event"] for line in outputs["ha"].stdout.splitlines()}
+    outputs["ha"] = _cli("check-config", ha_config, env)  # the lock database is down too: named, never leaked
+    assert {"tracking_server_unreachable", "lock_database_unreachable"} <= {
+        json.loads(line)["event"] for line in outputs["ha"].stdout.splitlines()}
+    outputs["ha_once"] = _cli("once", ha_config, env)
+    assert outputs["ha_once"].returncode == 1
     everything = "".join(p.stdout + p.stderr for p in outputs.values())
     assert "127.0.0.1" in everything and "alice" in everything  # the URLs are there, only the passwords not
     for secret in (URI_PASSWORD, LOCK_PASSWORD, *SECRETS.values()):

@@ -98,7 +98,7 @@ def once(poller: Poller) -> int:
 
 def check(client: MlflowClient, config: WatcherConfig) -> int:
     """``check-config``: the file is valid (else exit 2 earlier); reach the server, the ``ha`` lock
-    database and every local scoring input (else 1, naming which)."""
+    database and every local scoring input (else 1, naming each that failed: all are checked)."""
     from watcher.service.health import lock_database_error
     from watcher.store import experiments
 
@@ -110,7 +110,7 @@ def check(client: MlflowClient, config: WatcherConfig) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure means unreachable
         log.error("tracking_server_unreachable", error=f"{type(exc).__name__}: {exc}")
         error(f"tracking server unreachable: {type(exc).__name__}: {exc}")
-        return 1
+        failed.append("tracking_server")
     if config.ha is not None:
         problem = lock_database_error(config.ha)
         if problem is not None:
@@ -120,7 +120,8 @@ def check(client: MlflowClient, config: WatcherConfig) -> int:
         else:
             log.info("lock_database_ok")
     for watch in config.watches:
-        exists = experiments.find(client, watch.experiment, deleted="id") is not None
+        exists = None if "tracking_server" in failed else experiments.find(client, watch.experiment,
+                                                                              deleted="id") is not None
         log.info("config_ok", experiment=watch.experiment, model_name=watch.model_name, experiment_exists=exists,
                  gates=len(watch.gates), scoring=watch.scoring is not None)
         if watch.scoring is not None and not is_uri(watch.scoring.input):
