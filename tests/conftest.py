@@ -166,3 +166,21 @@ def make_config(tmp_path: Path, tracking_uri: str, names: dict[str, str]):
         return load_config(path)
 
     return build
+
+
+LOCK_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def lock_url() -> str:
+    """The machine's PostgreSQL for ``ha`` locks; skipped (failed under ``REGISTRY_WATCHER_REQUIRE_POSTGRES``)
+    when it does not answer."""
+    import psycopg
+
+    try:
+        psycopg.connect(LOCK_URL, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here: {exc}")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}")
+    return LOCK_URL

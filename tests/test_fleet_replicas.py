@@ -31,18 +31,6 @@ LOCK_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MODELS = [f"fleet_model_{i:02d}_{uuid.uuid4().hex[:6]}" for i in range(12)]
 
 
-@pytest.fixture(scope="module")
-def lock_url() -> str:
-    import psycopg
-
-    try:
-        psycopg.connect(LOCK_URL, connect_timeout=3).close()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required here: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}")
-    return LOCK_URL
-
 
 @pytest.mark.parametrize("replicas", [1, 2, 3, 4, 5, 7])
 @pytest.mark.parametrize("models", [0, 1, 5, 12, 13, 100])

@@ -30,18 +30,6 @@ LOCK_URL = "postgresql://postgres@127.0.0.1:5432/test"
 POLL_SECONDS = 2
 
 
-@pytest.fixture(scope="module")
-def lock_url() -> str:
-    import psycopg
-
-    try:
-        psycopg.connect(LOCK_URL, connect_timeout=3).close()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required here: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}")
-    return LOCK_URL
-
 
 def _terminate(pid: int | None) -> None:
     import psycopg

@@ -4,12 +4,10 @@ and every counter series at 0 from the start (issue 18, points 1 and 2)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import psycopg
-import pytest
 from conftest import in_process, issue_yaml
 from daemon_proc import LiveClient
 from prometheus_client import REGISTRY
@@ -29,16 +27,6 @@ LOCK_URL = "postgresql://postgres@127.0.0.1:5432/test"
 def _value(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
-
-@pytest.fixture(scope="module")
-def lock_url() -> str:
-    try:
-        psycopg.connect(LOCK_URL, connect_timeout=3).close()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required here: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}")
-    return LOCK_URL
 
 
 def _config(tmp_path: Path, tracking_uri: str, model: str, lock: str | None):
