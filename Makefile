@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml plugins/mlflow-run-events/pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,spark]'
 	# the MLflow server plugin (run events), for the tests that start `mlflow server --app-name registry-watcher`
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e plugins/mlflow-run-events
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e 'plugins/mlflow-run-events[auth]'
 	touch $(STAMP)
 
 venv: $(STAMP)

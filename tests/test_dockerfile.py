@@ -57,6 +57,13 @@ def test_compose_has_the_topology_with_healthchecks():
     assert "postgresql://" in command and "--artifacts-destination=s3://" in command
     for key in ("MLFLOW_S3_ENDPOINT_URL", "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"):
         assert key in mlflow["environment"]
+    # the run-events plugin: installed in the server's image, on, and sent to both replicas with their secret
+    assert "--app-name=registry-watcher" in mlflow["command"]
+    assert mlflow["build"]["dockerfile"] == "deploy/mlflow.Dockerfile" and mlflow["build"]["context"] == ".."
+    assert "COPY plugins/mlflow-run-events" in (DEPLOY / "mlflow.Dockerfile").read_text()
+    urls = mlflow["environment"]["REGISTRY_WATCHER_RUN_EVENTS_URL"].split(",")
+    assert urls == [f"http://{name}:8080/webhooks/mlflow" for name in ("watcher-a", "watcher-b")]
+    assert "WATCHER_HTTP__WEBHOOK_SECRET" in mlflow["environment"]["REGISTRY_WATCHER_RUN_EVENTS_SECRET"]
     assert (DEPLOY / "data" / "customer_data_scoring.csv").is_file()
 
 

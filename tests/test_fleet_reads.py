@@ -11,6 +11,7 @@ import uuid
 
 import mlflow.utils.rest_utils as rest_utils
 import pytest
+from helpers import staging, train
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
@@ -100,3 +101,38 @@ def test_an_alias_moved_between_ticks_is_seen_through_the_cache(tracking_uri: st
     assert len(audit.entries(client, config.audit_experiment, model, "production")) == 1
     # settled again: the fixed count (the audit experiment's search now instead of its lookup)
     assert _idle_requests(client, config, monkeypatch, session) == idle
+
+
+def test_a_run_event_tick_puts_only_the_registration_between_run_end_and_staging(
+        tracking_uri: str, client: MlflowClient, names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20's latency: a tick for a run event (``scan=False``) skips the fleet's search for
+    experiments with work, and the audit trail is read after the staging move, not before; the
+    version lookup runs beside the gates. What is left before the alias: the model, the run search,
+    the model's own files, the version, the intent."""
+    config = WatcherConfig(tracking_uri=tracking_uri, watches=[WatchConfig(
+        experiment=names["experiment"], model_name=names["model"], gates=[{"metric": "recall", "min": 0.0}])])
+    session = Session()
+    train(names["experiment"])
+    reconcile_once(client, config, session=session)  # warm: the model, the audit experiment, the caches
+    run_id = train(names["experiment"])
+    calls: list[tuple[str, str, object]] = []
+    original = rest_utils.http_request
+
+    def recording(host_creds, endpoint, method, *args, **kwargs):
+        calls.append((method, endpoint.split("/mlflow/")[-1], kwargs.get("json")))
+        return original(host_creds, endpoint, method, *args, **kwargs)
+
+    monkeypatch.setattr(rest_utils, "http_request", recording)
+    report = reconcile_once(client, config, session=session, scan=False)
+    monkeypatch.setattr(rest_utils, "http_request", original)
+    assert [r for r, _v in report.watches[0].registered] == [run_id]
+    assert staging(client, names["model"]) == report.watches[0].registered[0][1]
+    moved = calls.index(("POST", "registered-models/alias", {"name": names["model"], "alias": "staging",
+                                                              "version": report.watches[0].registered[0][1]}))
+    before = [(method, endpoint) for method, endpoint, _ in calls[:moved]]
+    searches = [body for method, endpoint, body in calls[:moved] if endpoint == "runs/search"]
+    audit_id = client.get_experiment_by_name(config.audit_experiment).experiment_id
+    assert len(searches) == 1 and audit_id not in searches[0]["experiment_ids"], before  # type: ignore[index]
+    assert before.count(("GET", "registered-models/search")) == 1, before
+    assert any(endpoint == "runs/search" and audit_id in body["experiment_ids"]  # type: ignore[index]
+               for _m, endpoint, body in calls[moved:]), calls[moved:]

@@ -185,3 +185,49 @@ def test_a_receiver_that_is_down_never_fails_the_client_and_leaks_no_secret(tmp_
         assert SECRET not in text and dead.split("@", maxsplit=1)[0].rsplit(":", maxsplit=1)[-1] not in text
     finally:
         stop(proc)
+
+
+@pytest.mark.timeout(600)
+def test_the_basic_auth_wrapper_authenticates_bootstraps_once_and_announces_only_what_it_let_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``--app-name registry-watcher-basic-auth`` with two workers: MLflow's basic-auth (the admin
+    created once, under the plugin's lock, since MLflow bootstraps only for the literal name
+    ``basic-auth``), plus the hook; a request basic-auth refuses announces nothing."""
+    import requests
+
+    recorder = Recorder()
+    password = "admin-" + uuid.uuid4().hex
+    proc, uri = start_mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, timeout_s=240,
+                                    app_name="registry-watcher-basic-auth", workers=2,
+                                    env={"REGISTRY_WATCHER_RUN_EVENTS_URL": recorder.url,
+                                         "REGISTRY_WATCHER_RUN_EVENTS_SECRET": SECRET,
+                                         "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+                                         "MLFLOW_AUTH_ADMIN_PASSWORD": password})
+    try:
+        api = f"{uri}/api/2.0/mlflow"
+        assert requests.get(f"{api}/experiments/search", params={"max_results": 1}, timeout=30).status_code == 401
+        assert requests.get(f"{api}/experiments/search", params={"max_results": 1}, auth=("admin", "wrong"),
+                            timeout=30).status_code == 401
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        client = MlflowClient(uri)
+        experiment_id = client.create_experiment(f"auth_{uuid.uuid4().hex[:8]}")
+        refused = _new_run(client, experiment_id)
+        denied = requests.post(f"{api}/runs/update", json={"run_id": refused, "status": "FINISHED"}, timeout=30)
+        assert denied.status_code == 401 and client.get_run(refused).info.status == "RUNNING"
+        finished = []
+        for _ in range(4):  # through both workers: each one serves authenticated requests and hooks them
+            finished.append(_new_run(client, experiment_id))
+            client.set_terminated(finished[-1], "FINISHED")
+        for run_id in finished:
+            event = recorder.wait_for_run(run_id)
+            headers = event["headers"]
+            assert signature_valid(SECRET, headers["x-mlflow-delivery-id"], headers["x-mlflow-timestamp"],
+                                   event["body"], headers["x-mlflow-signature"])
+        assert refused not in {e["data"]["run_id"] for e in recorder.events()}
+        log = (tmp_path / "server.log").read_text()
+        assert log.count("Created admin user") == 1 and "IntegrityError" not in log and password not in log
+        assert (tmp_path / "basic_auth.db").is_file()  # MLflow's default auth store, in the server's cwd
+    finally:
+        stop(proc)
+        recorder.server.shutdown()

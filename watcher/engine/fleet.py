@@ -51,6 +51,13 @@ class AuditCache:
     entries: dict[tuple[str, str], dict[str, AuditEntry]] = field(default_factory=dict)
     watermark: int | None = None
     dirty: set[tuple[str, str]] = field(default_factory=set)
+    due: str | None = None
+    """The audit experiment to read at the first :meth:`recent` of this tick (:meth:`expire`)."""
+
+    def expire(self, experiment: str) -> None:
+        """A tick started: read what is new before the next alias step, not before the runs, so
+        the search is never on the way from a run's end to its staging move."""
+        self.due = experiment
 
     def refresh(self, client: MlflowClient, experiment: str) -> None:
         """Read what is new in the trail (everything on the first call, or after a change of experiment)."""
@@ -67,6 +74,9 @@ class AuditCache:
 
     def recent(self, client: MlflowClient, model: str, alias: str) -> list[AuditEntry]:
         """The newest entries of one alias, oldest first, as ``audit.recent`` would return them."""
+        if self.due is not None:
+            self.refresh(client, self.due)
+            self.due = None
         key = (model, alias)
         if key in self.dirty and self.experiment is not None:
             self.entries[key] = {}
@@ -115,13 +125,17 @@ def experiment_id(client: MlflowClient, name: str, ids: dict[str, str]) -> str |
 
 
 def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchConfig], ids: dict[str, str],
-             support: SearchSupport, cache: AuditCache) -> Snapshot:
-    """Read the fleet: models, experiments with work, new audit entries (a fixed number of requests)."""
+             support: SearchSupport, cache: AuditCache, *, scan: bool = True) -> Snapshot:
+    """Read the fleet: models, experiments with work, new audit entries (a fixed number of requests).
+
+    ``scan`` False (a run event: its watches are known to have work) skips the search for
+    experiments with work, so every watch searches its own runs at once. The audit trail is read
+    lazily, at the tick's first alias step (:meth:`AuditCache.expire`)."""
     for watch in watches:
         experiment_id(client, watch.experiment, ids)
     models = fleet.models_by_name(client, {w.model_name for w in watches})
-    busy = _busy(client, config, watches, models, ids, support)
-    cache.refresh(client, config.audit_experiment)
+    busy = _busy(client, config, watches, models, ids, support) if scan else None
+    cache.expire(config.audit_experiment)
     return Snapshot(models, {w.experiment: ids[w.experiment] for w in watches if w.experiment in ids}, busy)
 
 

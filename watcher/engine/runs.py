@@ -21,7 +21,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -75,6 +75,21 @@ class WatchTick:
     """(production version, its run metrics), read once per page that has candidates."""
     known: dict[str, ModelVersion | None] = field(default_factory=dict)
     """Run id -> its existing version, read for the whole page in one request."""
+    lookup: Future[dict[str, ModelVersion | None]] | None = None
+    """That request in flight: it runs while the gates do (:meth:`versions` waits for it)."""
+
+    def versions(self) -> dict[str, ModelVersion | None]:
+        """Run id -> existing version for the page; empty when the lookup failed, so each run
+        looks itself up (and meets the error again, classified as ever)."""
+        lookup = self.lookup
+        if lookup is not None:
+            try:
+                self.known = lookup.result()
+            except Exception as exc:  # noqa: BLE001 - each run's own lookup raises it where it is classified
+                log.debug("version_lookup_failed", error=f"{type(exc).__name__}: {exc}")
+                self.known = {}
+            self.lookup = None
+        return self.known
 
 
 @dataclass
@@ -96,9 +111,12 @@ def decide_page(tick: WatchTick, runs: Sequence[Run]) -> list[Outcome]:
     """Decide ``runs`` (undecided candidates, oldest first); outcomes in the same order."""
     if not runs:
         return []
-    tick.champion = _champion(tick)
-    tick.known = registry.versions_by_run(tick.client, tick.watch.model_name, [run.info.run_id for run in runs])
-    outcomes = _ordered(tick, lambda run: check(tick, run), runs, then=lambda outcome: register(tick, outcome))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookup") as pool:  # off the path to staging
+        tick.lookup = pool.submit(contextvars.copy_context().run, registry.versions_by_run, tick.client,
+                                  tick.watch.model_name, [run.info.run_id for run in runs])
+        tick.champion = _champion(tick)
+        outcomes = _ordered(tick, lambda run: check(tick, run), runs, then=lambda outcome: register(tick, outcome))
+        tick.versions()
     passing = [o for o in outcomes if o.version is not None and not o.failed]
     if not passing:
         return outcomes
@@ -166,7 +184,7 @@ def check(tick: WatchTick, run: Run) -> Outcome:
             reason = rejection_reason(outcome.results)
             verdicts = gates_json(outcome.results)
             existing = registry.tag_rejected_version(client, watch.model_name, run_id, reason, verdicts, crash,
-                                                     tick.known)
+                                                     tick.versions())
             run_store.record_decision(client, run_id, "rejected", verdicts, reason=reason, crash=crash,
                                  model_name=watch.model_name)
             failed = [r.gate for r in outcome.results if not r.passed]
@@ -193,7 +211,7 @@ def register(tick: WatchTick, outcome: Outcome) -> None:
             tags = version_tags(watch, run, watch.experiment, outcome.results)
             outcome.version, outcome.created = registry.find_or_create_version(
                 client, watch.model_name, run.info.run_id, outcome.model.source, outcome.model.model_id, tags,
-                tick.crash, tick.known)
+                tick.crash, tick.versions())
             repaired = [] if outcome.created else registry.ensure_version_tags(client, outcome.version, tags,
                                                                                 tick.crash)
             if repaired:
@@ -218,15 +236,17 @@ def stage(tick: WatchTick, newest: Outcome) -> str | None:
     def on_move(prev: str | None, new: str) -> Callable[[], object]:
         intent = begin_own_move(client, tick.audit_experiment, watch, watch.staging_alias, new, prev, "stage",
                                 f"run {run.info.run_id} passed the gates")
-        return lambda: audit.finish(client, intent)
+
+        def moved() -> None:  # the alias request returned: said at once, then the intent is closed
+            log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=prev or None)
+            metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)
+            audit.finish(client, intent)
+        return moved
 
     with bound_contextvars(run_id=run.info.run_id, version=str(version.version)):
-        previous = registry.move_alias_forward(client, watch.model_name, watch.staging_alias, version, run.info.end_time or 0,
-                                    tick.aliases, tick.end_times, tick.crash, on_move=on_move)
-        if previous is not None:
-            log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=previous or None)
-            metrics.observe_run_to_staging(time.time() - (run.info.end_time or 0) / 1000)
-    return previous
+        return registry.move_alias_forward(client, watch.model_name, watch.staging_alias, version,
+                                           run.info.end_time or 0, tick.aliases, tick.end_times, tick.crash,
+                                           on_move=on_move)
 
 
 def finish(tick: WatchTick, outcome: Outcome, previous: str | None) -> None:

@@ -82,19 +82,21 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
                    now: float | None = None, stop: threading.Event | None = None,
                    crash: CrashHook = no_crash, leader: Leader | None = None,
                    scorer: Callable[[str], None] | None = None,
-                   watches: Sequence[WatchConfig] | None = None) -> TickReport:
+                   watches: Sequence[WatchConfig] | None = None, scan: bool = True) -> TickReport:
     """One full pass over every watch. ``now`` is epoch seconds (injected by tests).
 
     ``leader`` (the ``ha`` block) gates each watch on its lock; ``scorer`` hands a model whose
     production change needs scoring to the scoring worker (None scores inline, as ``once`` does).
     ``watches`` is the effective watch set (configured and discovered); default ``config.watches``.
+    ``scan`` False (a run event for these watches) skips the fleet search for experiments with
+    work: each watch searches its own runs straight away.
     """
     session = session or Session()
     stop = stop or threading.Event()
     watches = list(config.watches if watches is None else watches)
     report = TickReport()
     try:
-        snap = snapshot(client, config, watches, session.experiment_ids, session.search, session.audit)
+        snap = snapshot(client, config, watches, session.experiment_ids, session.search, session.audit, scan=scan)
     except Exception as exc:  # noqa: BLE001 - the fleet read failed: every watch failed with it
         _all_failed(report, watches, exc)
         return report

@@ -170,7 +170,7 @@ class Poller:
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
                                     leader=self.leader, scorer=self.scorer.submit if self.scorer else None,
-                                    watches=watches)
+                                    watches=watches, scan=scope is None)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
             error = f"{type(exc).__name__}: {exc}"
             unreachable = is_unreachable(exc)
