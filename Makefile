@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml plugins/mlflow-run-events/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,spark]'
-	# the MLflow server plugin (run events), for the tests that start `mlflow server --app-name registry-watcher`
+	# the MLflow server plugin (run events) with its basic-auth extra, for the tests that start `mlflow server --app-name registry-watcher[-basic-auth]`
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e 'plugins/mlflow-run-events[auth]'
 	touch $(STAMP)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -147,12 +148,49 @@ def idle_server_cpu(uri: str, server_pid: int, work: Path, poll: float, seconds:
         proc.wait(30)
 
 
+CLIENT_CASES = ("plain server", "plugin, watcher down (refused)", "plugin, watcher hung (accepts, never answers)")
+
+
+def measure_client(work: Path, runs: int) -> list[list[float]]:
+    """Seconds of ``set_terminated(run, "FINISHED")`` (the write the plugin hooks), ``runs`` times on
+    each of three servers side by side, in turn, so all see the same load: a plain one, and two
+    with the plugin whose watcher is down (connection refused) or hung (:data:`CLIENT_CASES`)."""
+    hung = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    servers = []
+    try:
+        for i, receiver in enumerate((None, free_port(), hung.getsockname()[1])):
+            extra = {} if receiver is None else {"app_name": "registry-watcher", "env": {
+                "REGISTRY_WATCHER_RUN_EVENTS_URL": f"http://127.0.0.1:{receiver}/webhooks/mlflow",
+                "REGISTRY_WATCHER_RUN_EVENTS_SECRET": SECRET}}
+            (work / f"client-{i}").mkdir()
+            servers.append(start_mlflow_server(f"sqlite:///{work / f'client-{i}' / 'mlflow.db'}", work / f"client-{i}",
+                                               timeout_s=180, **extra))  # type: ignore[arg-type]
+        clients = [MlflowClient(uri) for _proc, uri in servers]
+        experiments = [c.create_experiment("client-cost") for c in clients]
+        time.sleep(15)  # the servers' start-up (their job runners import MLflow) is over
+        costs: list[list[float]] = [[] for _ in clients]
+        for round_ in range(10 + runs):  # the first ten of each are a warm-up, not counted
+            for i in (list(range(len(clients)))[round_ % len(clients):] + list(range(len(clients)))[:round_ % len(clients)]):
+                client = clients[i]  # each server first, second and third in turn
+                run_id = client.create_run(experiments[i]).info.run_id
+                started = time.perf_counter()
+                client.set_terminated(run_id, "FINISHED")
+                costs[i].append(time.perf_counter() - started)
+        return [c[10:] for c in costs]
+    finally:
+        for proc, _uri in servers:
+            stop(proc)
+        hung.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--idle-seconds", type=float, default=60)
-    parser.add_argument("--phases", default="floor,poll,events,idle", help="comma-separated: floor,poll,events,idle")
+    parser.add_argument("--phases", default="floor,poll,events,idle,client",
+                        help="comma-separated: floor,poll,events,idle,client")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (servers' and daemons' logs)")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     rng = random.Random(args.seed)
@@ -161,6 +199,7 @@ def main() -> None:
     watched: list[float] = []
     evented: list[float] = []
     idle_1 = idle_30 = None
+    client_costs: list[list[float]] = []
     try:
         if phases & {"floor", "poll"}:
             proc, uri = start_mlflow_server(f"sqlite:///{work / 'mlflow.db'}", work)
@@ -190,8 +229,13 @@ def main() -> None:
                     idle_30 = idle_server_cpu(uri, proc.pid, plugin_work, 30.0, args.idle_seconds)
             finally:
                 stop(proc)
+        if "client" in phases:
+            client_costs = measure_client(work, 3 * args.runs)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"\nrun end -> staging, {args.runs} runs each after a warm-up, seed {args.seed} ({machine()}):")
     print(f"  {'':34} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
     for name, values in (("bare-client floor, 1 s poll", floor), ("registry-watcher, 1 s poll", watched),
@@ -204,6 +248,11 @@ def main() -> None:
     if evented:
         print(f"  run events at a 30 s poll: p95 {pct(evented, 95):.2f} s (target <= 0.5 s); in order: "
               + " ".join(f"{v:.2f}" for v in evented))
+    if client_costs:
+        print(f"\nset_terminated(FINISHED), {len(client_costs[0])} runs each, the servers side by side:")
+        for name, costs in zip(CLIENT_CASES, client_costs):
+            print(f"  {name:48} p50 {median(costs) * 1000:6.1f} ms  p95 {pct(costs, 95) * 1000:6.1f} ms  "
+                  f"({median(costs) / median(client_costs[0]):.2f}x p50, {pct(costs, 95) / pct(client_costs[0], 95):.2f}x p95)")
     if idle_1 is not None and idle_30 is not None:
         print(f"\nidle tracking-server CPU, {args.idle_seconds:g} s each: poll 1 s {idle_1:.1f} ms/s, "
               f"poll 30 s {idle_30:.1f} ms/s: {idle_1 / max(idle_30, 1e-9):.1f}x lower (target >= 10x)")

@@ -82,14 +82,17 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
                    now: float | None = None, stop: threading.Event | None = None,
                    crash: CrashHook = no_crash, leader: Leader | None = None,
                    scorer: Callable[[str], None] | None = None,
-                   watches: Sequence[WatchConfig] | None = None, scan: bool = True) -> TickReport:
+                   watches: Sequence[WatchConfig] | None = None, scan: bool = True,
+                   asked: Callable[[str], bool] | None = None) -> TickReport:
     """One full pass over every watch. ``now`` is epoch seconds (injected by tests).
 
     ``leader`` (the ``ha`` block) gates each watch on its lock; ``scorer`` hands a model whose
     production change needs scoring to the scoring worker (None scores inline, as ``once`` does).
     ``watches`` is the effective watch set (configured and discovered); default ``config.watches``.
     ``scan`` False (a run event for these watches) skips the fleet search for experiments with
-    work: each watch searches its own runs straight away.
+    work: each watch searches its own runs straight away. ``asked(experiment)`` (the daemon's run
+    events) is True when a run of that experiment finished after the fleet was read: its watch then
+    searches even though the snapshot saw nothing, so a run event never waits for the tick in hand.
     """
     session = session or Session()
     stop = stop or threading.Event()
@@ -114,7 +117,8 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
         leading = _holds(leader, watch.model_name)
         with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
             try:
-                _reconcile(client, config, watch, snap, session, wr, stop, crash, leader, leading, now, scorer)
+                _reconcile(client, config, watch, snap, session, wr, stop, crash, leader, leading, now, scorer,
+                           asked)
             except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
                 _failed(wr, exc)
     report.stopped_early = report.stopped_early or stop.is_set()
@@ -123,12 +127,13 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
 
 def _reconcile(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, snap: Snapshot, session: Session,
                wr: WatchReport, stop: threading.Event, crash: CrashHook, leader: Leader | None,
-               leading: Callable[[], bool], now: float | None, scorer: Callable[[str], None] | None) -> None:
-    """One watch: its candidates when it has any, then its production step."""
+               leading: Callable[[], bool], now: float | None, scorer: Callable[[str], None] | None,
+               asked: Callable[[str], bool] | None = None) -> None:
+    """One watch: its candidates when it has any (or a run event came since the snapshot), then its production step."""
     model = snap.models.get(watch.model_name)
     if model is None:
         model = ensure_registered_model(client, watch.model_name)  # created (or refused: a prompt)
-    if snap.has_candidates(watch):
+    if snap.has_candidates(watch) or (asked is not None and asked(watch.experiment)):
         if leader is not None:
             model = get_model(client, watch.model_name)  # read again under the lock: another replica may have moved on
         reconcile_watch(client, config, watch, model, session, wr, stop, crash, leading)

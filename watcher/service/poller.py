@@ -126,6 +126,11 @@ class Poller:
                 self._scope = None if names is None else self._scope | names
             self._pending.set()
 
+    def asked_for(self, experiment: str) -> bool:
+        """Whether a run event for ``experiment`` is waiting (it came during the tick in hand)."""
+        with self._scope_lock:
+            return self._pending.is_set() and self._scope is not None and experiment in self._scope
+
     def _take_scope(self) -> set[str] | None:
         """What the next tick covers (None: every watch), and clear the request."""
         with self._scope_lock:
@@ -170,7 +175,7 @@ class Poller:
         try:
             report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
                                     leader=self.leader, scorer=self.scorer.submit if self.scorer else None,
-                                    watches=watches, scan=scope is None)
+                                    watches=watches, scan=scope is None, asked=self.asked_for)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
             error = f"{type(exc).__name__}: {exc}"
             unreachable = is_unreachable(exc)
