@@ -17,7 +17,9 @@ every 30 s. Last, the idle cost on that server: its worker's CPU while an idle d
     .venv/bin/python bench/bench_latency.py [--runs 20] [--idle-seconds 60] [--phases floor,poll,events,idle]
 
 Each latency phase first stages one warm-up run that is not counted (the first registration of a
-process also creates the audit experiment and opens its connections).
+process also creates the audit experiment and opens its connections), and every phase starts once
+the server's start-up is over (its process tree quiet: the job runners import MLflow for ~30 s
+after /health answers, and runs measured meanwhile showed 2x outliers).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 import mlflow
 from common import (
     LogTail,
+    children,
     cpu_seconds,
     epoch,
     events,
@@ -151,6 +154,20 @@ def idle_server_cpu(uri: str, server_pid: int, work: Path, poll: float, seconds:
 CLIENT_CASES = ("plain server", "plugin, watcher down (refused)", "plugin, watcher hung (accepts, never answers)")
 
 
+def quiet(pids: list[int], timeout: float = 120) -> None:
+    """Wait until the process trees of ``pids`` use under 2 % of a core over 2 s (start-up done).
+
+    Without this the last server started was still busy (its job runner importing MLflow) and
+    alone showed a p95 twice the others', whichever kind it was."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tree = [p for pid in pids for p in (pid, *children(pid))]
+        before = sum(cpu_seconds(p) for p in tree)
+        time.sleep(2)
+        if sum(cpu_seconds(p) for p in tree) - before < 0.04:
+            return
+
+
 def measure_client(work: Path, runs: int) -> list[list[float]]:
     """Seconds of ``set_terminated(run, "FINISHED")`` (the write the plugin hooks), ``runs`` times on
     each of three servers side by side, in turn, so all see the same load: a plain one, and two
@@ -167,7 +184,7 @@ def measure_client(work: Path, runs: int) -> list[list[float]]:
                                                timeout_s=180, **extra))  # type: ignore[arg-type]
         clients = [MlflowClient(uri) for _proc, uri in servers]
         experiments = [c.create_experiment("client-cost") for c in clients]
-        time.sleep(15)  # the servers' start-up (their job runners import MLflow) is over
+        quiet([proc.pid for proc, _uri in servers])  # every server's start-up (job runners too) is over
         costs: list[list[float]] = [[] for _ in clients]
         for round_ in range(10 + runs):  # the first ten of each are a warm-up, not counted
             for i in (list(range(len(clients)))[round_ % len(clients):] + list(range(len(clients)))[:round_ % len(clients)]):
@@ -203,6 +220,7 @@ def main() -> None:
     try:
         if phases & {"floor", "poll"}:
             proc, uri = start_mlflow_server(f"sqlite:///{work / 'mlflow.db'}", work)
+            quiet([proc.pid])
             try:
                 mlflow.set_tracking_uri(uri)
                 client = MlflowClient(uri)
@@ -218,6 +236,7 @@ def main() -> None:
                 f"sqlite:///{plugin_work / 'mlflow.db'}", plugin_work, timeout_s=180, app_name="registry-watcher",
                 env={"REGISTRY_WATCHER_RUN_EVENTS_URL": f"http://127.0.0.1:{http_port}/webhooks/mlflow",
                      "REGISTRY_WATCHER_RUN_EVENTS_SECRET": SECRET})
+            quiet([proc.pid])
             try:
                 mlflow.set_tracking_uri(uri)
                 client = MlflowClient(uri)
