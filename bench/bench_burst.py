@@ -20,9 +20,11 @@ import mlflow
 from common import epoch, events, machine, start_daemon, wait_for, write_config
 from mlflow import MlflowClient
 
-import watcher  # noqa: F401
 from demo.churn import train_run
+from watcher.obs.environment import apply_mlflow_environment
 from watcher.testing import start_mlflow_server, stop
+
+apply_mlflow_environment()  # the watcher process's MLflow environment, as the CLI sets it
 
 
 def floor(client: MlflowClient, run_ids: list[str]) -> float:

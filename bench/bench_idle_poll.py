@@ -29,13 +29,15 @@ import mlflow.utils.rest_utils as rest_utils  # noqa: E402
 from common import cpu_seconds, machine, server_worker_pid  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
-import watcher  # noqa: F401,E402
 from watcher.config import WatchConfig, WatcherConfig  # noqa: E402
 from watcher.engine import Session, reconcile_once  # noqa: E402
+from watcher.obs.environment import apply_mlflow_environment  # noqa: E402
 from watcher.obs.logs import configure_logging  # noqa: E402
 from watcher.store import codec  # noqa: E402
 from watcher.store import keys as state  # noqa: E402
 from watcher.testing import start_mlflow_server, stop  # noqa: E402
+
+apply_mlflow_environment()  # the watcher process's MLflow environment, as the CLI sets it
 
 REQUESTS = {"n": 0}
 _original = rest_utils.http_request

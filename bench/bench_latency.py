@@ -50,9 +50,11 @@ from common import (
 )
 from mlflow import MlflowClient
 
-import watcher  # noqa: F401
 from demo.churn import train_run
+from watcher.obs.environment import apply_mlflow_environment
 from watcher.testing import free_port, start_mlflow_server, stop
+
+apply_mlflow_environment()  # the watcher process's MLflow environment, as the CLI sets it
 
 SECRET = "bench-run-events-secret"
 

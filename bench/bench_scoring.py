@@ -34,7 +34,8 @@ def child(kind: str, uri: str, csv: str, out_dir: str, chunk_rows: int) -> None:
     import mlflow
     import pandas as pd
 
-    import watcher  # noqa: F401
+    from watcher.obs.environment import apply_mlflow_environment
+    apply_mlflow_environment()  # the watcher process's MLflow environment
     from handlers.scoring import ScoringRequest, batch_score
     from watcher.config import ScoringConfig
 
@@ -55,7 +56,8 @@ def prepare(work: Path, rows: int) -> tuple[str, str]:
     import mlflow
     from mlflow import MlflowClient
 
-    import watcher  # noqa: F401
+    from watcher.obs.environment import apply_mlflow_environment
+    apply_mlflow_environment()  # the watcher process's MLflow environment
     from demo.churn import customer_data, train_run
 
     uri = f"sqlite:///{work / 'mlflow.db'}"

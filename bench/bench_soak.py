@@ -19,9 +19,11 @@ from pathlib import Path
 import mlflow
 from common import events, machine, rss_mib, start_daemon, wait_for, write_config
 
-import watcher  # noqa: F401
 from demo.churn import train_run
+from watcher.obs.environment import apply_mlflow_environment
 from watcher.testing import start_mlflow_server, stop
+
+apply_mlflow_environment()  # the watcher process's MLflow environment, as the CLI sets it
 
 
 def main() -> None:

@@ -85,7 +85,8 @@ def child(kind: str, uri: str, csv: str, out_dir: str, master: str) -> None:
     import mlflow
     import pandas as pd
 
-    import watcher  # noqa: F401
+    from watcher.obs.environment import apply_mlflow_environment
+    apply_mlflow_environment()  # the watcher process's MLflow environment
     from handlers.scoring import ScoringRequest, batch_score
     from watcher.config import ScoringConfig, SparkConfig
 

@@ -16,9 +16,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-import watcher  # noqa: F401  (MLflow logging environment first)
 from watcher.config import WatcherConfig, load_config
+from watcher.obs.environment import apply_mlflow_environment
 from watcher.testing import start_mlflow_server, stop
+
+apply_mlflow_environment()  # the process's MLflow environment (retries, timeouts, no progress bars), as the CLI sets it
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 LOCAL_ARTIFACT_ROOT = "_MLFLOW_SERVER_ARTIFACT_ROOT"

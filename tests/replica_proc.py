@@ -9,6 +9,7 @@ import sys
 import time
 
 from watcher.config import HaConfig
+from watcher.obs.environment import apply_mlflow_environment
 from watcher.service.leader import Leader
 
 
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--models", required=True, help="comma-separated")
     parser.add_argument("--every", type=float, default=0.3)
     args = parser.parse_args()
+    apply_mlflow_environment()  # the process start, as the CLI's
     models = args.models.split(",")
     leader = Leader(HaConfig(lock_url=args.lock_url, group=args.group))
     while True:

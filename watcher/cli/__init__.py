@@ -5,7 +5,8 @@
 missing config exits 2 before anything starts, with each bad field named by its location.
 
 The verbs and their printing live here (``status``, ``history``, ``explain``, ``commands``); the
-process is ``watcher.service``.
+process is ``watcher.service``. :func:`main` sets the MLflow environment
+(``watcher.obs.environment``) before anything imports MLflow, so importing this module changes nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from watcher.cli.commands import dispatch
 from watcher.config import ConfigError, load_config
+from watcher.obs.environment import apply_mlflow_environment
 from watcher.obs.logs import configure_logging, get_logger
 from watcher.obs.redact import add_secrets, uri_password
-from watcher.store.client import make_client
 
 log = get_logger("watcher.cli")
 DAEMON_VERBS = {"run", "once", "check-config"}
@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    apply_mlflow_environment()  # before the first import of mlflow (below: the verbs, the client)
+    from watcher.cli.commands import dispatch
+    from watcher.store.client import make_client
+
     args = _parser().parse_args(argv)
     daemon = args.verb in DAEMON_VERBS
     stream = sys.stdout if daemon else sys.stderr
