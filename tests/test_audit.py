@@ -127,7 +127,8 @@ def test_an_unfinished_intent_is_completed_and_an_abandoned_one_dropped(client, 
     fields = {"model_name": names["model"], "alias": "production", "previous": None, "by": "frank",
               "action": "promote"}
     # the CLI died after moving the alias, before finishing its entry
-    intent = audit.begin(client, config.audit_experiment, version=v1, reason="died after the move", **fields)
+    intent = audit.begin(client, config.audit_experiment,
+                         audit.AliasMove(version=v1, reason="died after the move", **fields))
     client.set_registered_model_alias(names["model"], "production", v1)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -138,7 +139,8 @@ def test_an_unfinished_intent_is_completed_and_an_abandoned_one_dropped(client, 
     assert not events(logs, "production_alias_changed")
     assert [(e.version, e.by) for e in production_history(client, watch)] == [(v1, "frank")]
     # the CLI died before moving the alias: the intent is dropped once it is stale
-    audit.begin(client, config.audit_experiment, version=v2, reason="died before the move", **{**fields, "previous": v1})
+    audit.begin(client, config.audit_experiment,
+                audit.AliasMove(version=v2, reason="died before the move", **{**fields, "previous": v1}))
     reconcile_once(client, config)  # fresh: left alone
     assert [e.status for e in audit.recent(client, config.audit_experiment, names["model"], "production")] == [
         "done", "pending"]

@@ -44,8 +44,8 @@ def test_daemon_waits_for_a_running_promote_and_finishes_a_dead_ones_intent(clie
     client.create_registered_model(model)
     for _ in range(2):
         client.create_model_version(model, source=str(tmp_path), run_id=None)
-    audit.record(client, exp, model_name=model, alias="production", version="1", previous=None, by="alice",
-                 action="promote", reason="first")
+    audit.record(client, exp, audit.AliasMove(model_name=model, alias="production", version="1", previous=None,
+                                              by="alice", action="promote", reason="first"))
     client.set_registered_model_alias(model, "production", "1")
 
     def settle(now: float | None = None):
@@ -55,8 +55,8 @@ def test_daemon_waits_for_a_running_promote_and_finishes_a_dead_ones_intent(clie
         return last, current, logs
 
     # a promote in flight: its intent is written and the alias moved, the CLI (this process) still runs
-    intent = audit.begin(client, exp, model_name=model, alias="production", version="2", previous="1", by="bob",
-                         action="promote", reason="release")
+    intent = audit.begin(client, exp, audit.AliasMove(model_name=model, alias="production", version="2", previous="1",
+                                                      by="bob", action="promote", reason="release"))
     assert intent.writer == process.current()
     client.set_registered_model_alias(model, "production", "2")
     last, current, logs = settle()
@@ -72,8 +72,8 @@ def test_daemon_waits_for_a_running_promote_and_finishes_a_dead_ones_intent(clie
     assert [e.version for e in audit.entries(client, exp, model, "production")] == ["1", "2"]
 
     # a rollback from another host: unknowable, so only the timeout finishes it
-    other = audit.begin(client, exp, model_name=model, alias="production", version="1", previous="2", by="carol",
-                        action="rollback", reason="bad")
+    other = audit.begin(client, exp, audit.AliasMove(model_name=model, alias="production", version="1", previous="2",
+                                                     by="carol", action="rollback", reason="bad"))
     client.set_tag(other.id, keys.AUDIT_HOST, "another-host")
     client.set_registered_model_alias(model, "production", "1")
     assert audit.recent(client, exp, model, "production")[-1].writer == ProcessId(

@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 
 from watcher.config import AliasPolicy, WatchConfig
+from watcher.engine.history import last_done
 from watcher.engine.policy import (
     EXTERNAL,
     WATCHER,
@@ -37,7 +38,7 @@ from watcher.engine.policy import (
 from watcher.obs import metrics, process
 from watcher.obs.logs import get_logger
 from watcher.store import audit, registry
-from watcher.store.audit import AuditEntry
+from watcher.store.audit import AliasMove, AuditEntry
 
 log = get_logger("watcher.protection")
 
@@ -45,30 +46,31 @@ log = get_logger("watcher.protection")
 def reconcile_alias(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str,
                     policy: AliasPolicy, experiment: str,
                     now: float) -> tuple[AuditEntry | None, dict[str, str], str | None]:
-    """Settle one alias; returns (the move that put it where it is, the model's tags, its version)."""
+    """Settle one alias; returns (the move that put it where it is, the model's tags, its version).
+
+    The audit experiment's name is resolved to its id once for the whole step (``AuditTrail``)."""
+    trail = audit.AuditTrail(experiment)
     tags, current = registry.tags_of(model), registry.aliases_of(model).get(alias)
-    recent = audit.recent(client, experiment, watch.model_name, alias)
+    recent = audit.recent(client, trail, watch.model_name, alias)
     if settled(recent, current, policy):
-        done = [e for e in recent if e.status == "done"]
-        return (done[-1] if done else None), tags, current
+        return last_done(recent), tags, current
     # the tick read the model earlier: a promote may have moved the alias since; read both again
     fresh = registry.get_model(client, watch.model_name)
     tags, current = registry.tags_of(fresh), registry.aliases_of(fresh).get(alias)
-    recent = audit.recent(client, experiment, watch.model_name, alias)
+    recent = audit.recent(client, trail, watch.model_name, alias)
     gone = frozenset(e.id for e in recent if e.status == "pending" and process.is_gone(e.writer))
     plan = decide(recent, current, policy, production=alias == watch.production_alias, now=now, gone=gone)
-    last = execute(client, watch, experiment, alias, policy, plan, current)
+    last = execute(client, watch, trail, alias, policy, plan, current)
     return last, tags, (last.version if last is not None and last.action == "revert" else current)
 
 
-def execute(client: MlflowClient, watch: WatchConfig, experiment: str, alias: str, policy: AliasPolicy,
-            plan: Plan, current: str | None) -> AuditEntry | None:
+def execute(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTrail | str, alias: str,
+            policy: AliasPolicy, plan: Plan, current: str | None) -> AuditEntry | None:
     """Carry out a plan; returns the newest recorded move afterwards."""
     for entry in plan.abandon:
         audit.abandon(client, entry)
         log.warning("promotion_intent_abandoned", alias=alias, version=entry.version, by=entry.by, entry_id=entry.id)
     last = plan.last
-    fields = {"model_name": watch.model_name, "alias": alias}
     for action in plan.actions:
         if isinstance(action, Finish):
             writer = action.intent.writer
@@ -82,14 +84,15 @@ def execute(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
             last = action.intent  # the alias is where the intent put it: scoring goes on, keyed on its id
         elif isinstance(action, Adopt):
             log.info("alias_baseline_adopted", alias=alias, version=action.version)
-            last = audit.record(client, experiment, **fields, version=action.version, previous=None, by=WATCHER,
-                                action="adopted", reason=f"'{alias}' first watched here; its position taken as given")
+            last = audit.record(client, experiment, AliasMove(
+                watch.model_name, alias, action.version, None, WATCHER, "adopted",
+                f"'{alias}' first watched here; its position taken as given"))
         elif isinstance(action, Record):
             removed = action.version is None
-            last = audit.record(client, experiment, **fields, version=action.version, previous=action.previous,
-                                by=EXTERNAL, action="removed" if removed else "observed",
-                                reason=f"'{alias}' {'removed' if removed else 'moved'} outside the watcher "
-                                       f"(policy {policy})")
+            last = audit.record(client, experiment, AliasMove(
+                watch.model_name, alias, action.version, action.previous, EXTERNAL,
+                "removed" if removed else "observed",
+                f"'{alias}' {'removed' if removed else 'moved'} outside the watcher (policy {policy})"))
             _report(watch, alias, policy, action.version, action.previous)
         elif isinstance(action, Revert):
             attempt = action.attempt or last
@@ -109,14 +112,13 @@ def _report(watch: WatchConfig, alias: str, policy: AliasPolicy, current: str | 
         log.info("production_alias_changed", version=current, previous_version=previous, by=EXTERNAL)
 
 
-def _revert(client: MlflowClient, watch: WatchConfig, experiment: str, alias: str, current: str | None,
-            attempt: AuditEntry) -> AuditEntry:
+def _revert(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTrail | str, alias: str,
+            current: str | None, attempt: AuditEntry) -> AuditEntry:
     """Put the alias back where the watcher's last recorded move left it (an intent first, like promote)."""
     target = revert_target(audit.entries(client, experiment, watch.model_name, alias))
-    entry = audit.begin(client, experiment, model_name=watch.model_name, alias=alias, version=target,
-                        previous=current, by=WATCHER, action="revert",
-                        reason=f"'{alias}' is protected (policy revert): the external move to "
-                               f"v{current or '-'} was undone")
+    entry = audit.begin(client, experiment, AliasMove(
+        watch.model_name, alias, target, current, WATCHER, "revert",
+        f"'{alias}' is protected (policy revert): the external move to v{current or '-'} was undone"))
     if target is None:
         if current is not None:
             registry.delete_alias(client, watch.model_name, alias)
@@ -132,5 +134,4 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: str, alias: st
 def begin_own_move(client: MlflowClient, experiment: str, watch: WatchConfig, alias: str, version: str,
                    previous: str | None, action: str, reason: str) -> AuditEntry:
     """The watcher's own alias move (staging): its intent, finished with ``audit.finish`` afterwards."""
-    return audit.begin(client, experiment, model_name=watch.model_name, alias=alias, version=version,
-                       previous=previous, by=WATCHER, action=action, reason=reason)
+    return audit.begin(client, experiment, AliasMove(watch.model_name, alias, version, previous, WATCHER, action, reason))

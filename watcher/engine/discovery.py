@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from watcher.config import DEFAULT_PROFILE, WatchConfig, WatcherConfig, format_errors
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
-from watcher.store import fleet, keys, registry
+from watcher.store import batch_reads, keys, registry
 
 log = get_logger("watcher.discovery")
 
@@ -77,7 +77,7 @@ class Discovery:
         found: dict[str, Discovered] = {}
         refused: dict[str, str] = {}
         models: dict[str, str] = {}
-        for experiment in fleet.tagged_experiments(client, tag):
+        for experiment in batch_reads.tagged_experiments(client, tag):
             name, tags = str(experiment.name), dict(experiment.tags or {})
             if name in configured:
                 continue  # an explicit watches entry wins

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from watcher.store.audit import AuditEntry
 
 
+def last_done(entries: Sequence[AuditEntry]) -> AuditEntry | None:
+    """The newest recorded (``done``) move of ``entries`` (oldest first): what put the alias where
+    it is; None before its first recorded move. The one definition every reader uses."""
+    return next((entry for entry in reversed(entries) if entry.status == "done"), None)
+
+
 def previous_version(entries: Sequence[AuditEntry], current: str | None) -> str | None:
     """The most recent production version in history that is not ``current``."""
     for entry in reversed(entries):

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watcher.config import AliasPolicy
+from watcher.engine.history import last_done
 from watcher.store.audit import AuditEntry
 
 INTENT_TTL_S = 300.0
@@ -97,15 +98,10 @@ class Plan:
         return "+".join(type(a).__name__.lower() for a in self.actions) or "nothing"
 
 
-def _last_done(recent: Sequence[AuditEntry]) -> AuditEntry | None:
-    done = [e for e in recent if e.status == "done"]
-    return done[-1] if done else None
-
-
 def settled(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolicy) -> bool:
     """True when nothing can be due: the newest move is where the alias points, no intent is open,
     and no external move waits to be reverted (the tick then spends no further request)."""
-    last = _last_done(recent)
+    last = last_done(recent)
     return ((last.version if last else None) == current and not any(e.status == "pending" for e in recent)
             and not (policy == "revert" and last is not None and last.by == EXTERNAL))
 
@@ -115,7 +111,7 @@ def decide(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolic
            handoff_timeout: float = HANDOFF_TIMEOUT_S) -> Plan:
     """The plan for one alias; ``recent`` oldest first, ``now`` in epoch seconds; ``gone``: ids of
     pending intents whose writing process is known to be gone."""
-    last = _last_done(recent)
+    last = last_done(recent)
     last_version = last.version if last else None
     intent = None
     abandon: list[AuditEntry] = []

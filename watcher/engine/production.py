@@ -13,12 +13,16 @@ from mlflow.entities.model_registry import RegisteredModel
 
 from watcher.config import AliasPolicy, WatchConfig
 from watcher.engine.aliases import reconcile_alias
-from watcher.engine.fleet import AuditCache
+from watcher.engine.history import last_done
 from watcher.engine.policy import settled
 from watcher.engine.report import WatchReport
-from watcher.scoring.runner import due, maybe_score
+from watcher.engine.snapshot import AuditCache
+from watcher.scoring.runner import ProductionMove, due, maybe_score
 from watcher.store import registry
 from watcher.store.audit import AuditEntry
+
+Handoff = Callable[[ProductionMove], None]
+"""The daemon's scoring worker as the tick sees it (``ScoringWorker.submit``)."""
 
 
 def polices_staging(watch: WatchConfig) -> bool:
@@ -28,14 +32,15 @@ def polices_staging(watch: WatchConfig) -> bool:
 
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, wr: WatchReport,
                          now: float, audit_experiment: str,
-                         handoff: Callable[[str], None] | None = None, cache: AuditCache | None = None) -> None:
+                         handoff: Handoff | None = None, cache: AuditCache | None = None) -> None:
     """Settle production (and staging, when protected) under their policies, then score the newest
     production move if it is not scored.
 
-    With ``handoff`` (the daemon's scoring worker) the model name is handed over instead of scoring
-    inline; the worker re-reads the tags, so the once-per-change guarantee is the same.
+    With ``handoff`` (the daemon's scoring worker) the move that needs scoring is handed over
+    (:class:`~watcher.scoring.runner.ProductionMove`) instead of scoring inline; the worker re-reads
+    the model's tags, so the once-per-change guarantee is the same.
 
-    With ``cache`` (the daemon's :class:`~watcher.engine.fleet.AuditCache`), an alias the cache
+    With ``cache`` (the daemon's :class:`~watcher.engine.snapshot.AuditCache`), an alias the cache
     shows settled costs no request; any other goes down the exact path (``reconcile_alias``).
     """
     last, tags, current = _settle(client, watch, model, watch.production_alias, watch.production_policy,
@@ -51,7 +56,7 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
         elif outcome is not None:
             wr.errors.append(f"scoring v{outcome.version}: {outcome.error}")
     elif due(tags, last, now):
-        handoff(watch.model_name)
+        handoff(ProductionMove(watch.model_name, watch.production_alias, last))
         wr.queued.append(str(last.version))
 
 
@@ -66,7 +71,6 @@ def _settle(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, al
         current = registry.aliases_of(model).get(alias)
         recent = cache.recent(client, watch.model_name, alias)
         if settled(recent, current, policy):
-            done = [e for e in recent if e.status == "done"]
-            return (done[-1] if done else None), registry.tags_of(model), current
+            return last_done(recent), registry.tags_of(model), current
         cache.touch(watch.model_name, alias)
     return reconcile_alias(client, watch, model, alias, policy, experiment, now)

@@ -67,9 +67,10 @@ def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reaso
         raise PromotionError(_refusal(watch, version, decision, why))
     if forced and not reason.strip():
         raise PromotionError("--force needs a non-empty --reason: a forced move must say why")
-    migrate_legacy(client, audit_experiment, watch.model_name, registry.tags_of(model), watch.production_alias)
-    entry = audit.begin(client, audit_experiment, model_name=watch.model_name, alias=watch.production_alias,
-                        version=version, previous=previous, by=user, action=action, reason=reason, forced=forced)
+    trail = audit.AuditTrail(audit_experiment)
+    migrate_legacy(client, trail, watch.model_name, registry.tags_of(model), watch.production_alias)
+    entry = audit.begin(client, trail, audit.AliasMove(watch.model_name, watch.production_alias, version,
+                                                                  previous, user, action, reason, forced))
     registry.set_alias(client, watch.model_name, watch.production_alias, version)
     registry.set_promotion_tags(client, watch.model_name, version, user=user, reason=reason, action=action,
                                 forced=forced)
@@ -87,8 +88,9 @@ def production_history(client: MlflowClient, watch: WatchConfig,
                        audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> list[AuditEntry]:
     """Every recorded production move, oldest first (the legacy tag is carried over first)."""
     tags = registry.tags_of(registry.get_model(client, watch.model_name))
-    migrate_legacy(client, audit_experiment, watch.model_name, tags, watch.production_alias)
-    return audit.entries(client, audit_experiment, watch.model_name, watch.production_alias)
+    trail = audit.AuditTrail(audit_experiment)
+    migrate_legacy(client, trail, watch.model_name, tags, watch.production_alias)
+    return audit.entries(client, trail, watch.model_name, watch.production_alias)
 
 
 def rollback(client: MlflowClient, watch: WatchConfig, to: str | None, reason: str, user: str, *,

@@ -1,7 +1,7 @@
 """The one-tick function. ``reconcile_once`` does one full pass over every watch and returns a
 report; the daemon only calls it on a schedule, and tests call it directly with time injected.
 
-First the fleet is read in a fixed number of requests (``watcher.engine.fleet``): every watched
+First the fleet is read in a fixed number of requests (``watcher.engine.snapshot``): every watched
 model, which watched experiments hold an undecided run, the audit trail's new entries. A watch
 with nothing to do then costs no request; one with work takes the per-watch path below.
 
@@ -37,9 +37,9 @@ from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
 
 from watcher.config import WatchConfig, WatcherConfig
-from watcher.engine.fleet import AuditCache, Snapshot, snapshot
-from watcher.engine.production import reconcile_production
+from watcher.engine.production import Handoff, reconcile_production
 from watcher.engine.report import TickReport, WatchReport
+from watcher.engine.snapshot import AuditCache, Snapshot, snapshot
 from watcher.engine.watch import reconcile_watch
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
@@ -81,7 +81,7 @@ class Session:
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
                    now: float | None = None, stop: threading.Event | None = None,
                    crash: CrashHook = no_crash, leader: Leader | None = None,
-                   scorer: Callable[[str], None] | None = None,
+                   scorer: Handoff | None = None,
                    watches: Sequence[WatchConfig] | None = None, scan: bool = True,
                    asked: Callable[[str], bool] | None = None) -> TickReport:
     """One full pass over every watch. ``now`` is epoch seconds (injected by tests).
@@ -127,7 +127,7 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
 
 def _reconcile(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, snap: Snapshot, session: Session,
                wr: WatchReport, stop: threading.Event, crash: CrashHook, leader: Leader | None,
-               leading: Callable[[], bool], now: float | None, scorer: Callable[[str], None] | None,
+               leading: Callable[[], bool], now: float | None, scorer: Handoff | None,
                asked: Callable[[str], bool] | None = None) -> None:
     """One watch: its candidates when it has any (or a run event came since the snapshot), then its production step."""
     model = snap.models.get(watch.model_name)

@@ -30,7 +30,28 @@ log = get_logger("watcher.scoring")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ProductionMove:
+    """The production move that needs scoring, as the engine's production step knows it: handed to
+    the scoring worker, which scores it without reading the audit trail again."""
+
+    model_name: str
+    alias: str
+    entry: AuditEntry
+    """The move's audit entry (a pending intent while its writer finishes it: same id); the scoring key."""
+
+    @property
+    def version(self) -> str | None:
+        """The version the move put behind the alias."""
+        return self.entry.version
+
+    @property
+    def previous(self) -> str | None:
+        """The version the alias pointed at before."""
+        return self.entry.previous
+
+
+@dataclass(frozen=True)
+class ScoringAttempt:
     """One scoring attempt: the scoring run (if one was made), rows and output, or the error."""
 
     run_id: str | None
@@ -52,14 +73,14 @@ def due(tags: dict[str, str], entry: AuditEntry, now: float) -> bool:
 
 
 def maybe_score(client: MlflowClient, watch: WatchConfig, tags: dict[str, str], entry: AuditEntry,
-                now: float) -> Outcome | None:
+                now: float) -> ScoringAttempt | None:
     """Score the move ``entry`` unless it is scored or backing off (None), and record the outcome."""
     if not due(tags, entry, now) or watch.scoring is None:
         return None
     failure = records.read_failure(tags)
     version = str(entry.version)
     with bound_contextvars(version=version):
-        outcome = _score(client, watch, entry)
+        outcome = _attempt(client, watch, entry)
         if outcome.error is None:
             records.write_scored(client, watch.model_name, entry, outcome.run_id, outcome.rows, outcome.output,
                                  clear_failure=failure is not None)
@@ -97,24 +118,24 @@ def refusal(client: MlflowClient, watch: WatchConfig, version: str, entry: Audit
     return None
 
 
-def _score(client: MlflowClient, watch: WatchConfig, entry: AuditEntry) -> Outcome:
+def _attempt(client: MlflowClient, watch: WatchConfig, entry: AuditEntry) -> ScoringAttempt:
     config = watch.scoring
     assert config is not None
     version = str(entry.version)
     try:
         refused = refusal(client, watch, version, entry)
         if refused:
-            return Outcome(None, version, error=ScoringError(refused))
+            return ScoringAttempt(None, version, error=ScoringError(refused))
         experiment_id = records.experiment_id(client, watch.scoring_experiment or "")
         key = records.scoring_key(watch.model_name, entry)
         adopted = records.adopt_or_clean(client, experiment_id, key)
         if adopted:
             log.info("scoring_adopted", scoring_run_id=adopted[0])
-            return Outcome(adopted[0], version, adopted[1], adopted[2])
+            return ScoringAttempt(adopted[0], version, adopted[1], adopted[2])
         run_id = records.start_run(client, experiment_id, model_name=watch.model_name, version=version,
                                    alias=watch.production_alias, key=key)
     except Exception as exc:  # noqa: BLE001 - reported as a scoring failure
-        return Outcome(None, version, error=exc)
+        return ScoringAttempt(None, version, error=exc)
     log.info("scoring_started", scoring_run_id=run_id, input=config.input)
     started = time.monotonic()
     try:
@@ -127,11 +148,11 @@ def _score(client: MlflowClient, watch: WatchConfig, entry: AuditEntry) -> Outco
         copy = config.handler is not None or config.engine == "pandas"
         records.finish_run(client, run_id, result.rows, time.monotonic() - started, result.output_path,
                            result.output_path if copy else None)
-        return Outcome(run_id, version, result.rows, result.output_path)
+        return ScoringAttempt(run_id, version, result.rows, result.output_path)
     except Exception as exc:  # noqa: BLE001 - a failed scoring never stops the daemon
         try:
             records.fail_run(client, run_id, f"{type(exc).__name__}: {exc}")
         except Exception:  # noqa: BLE001
             log.warning("scoring_run_not_marked_failed", scoring_run_id=run_id)
         error = exc if isinstance(exc, ScoringError) else ScoringError(f"{type(exc).__name__}: {exc}")
-        return Outcome(run_id, version, error=error)
+        return ScoringAttempt(run_id, version, error=error)

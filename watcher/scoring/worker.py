@@ -1,8 +1,10 @@
 """Scoring off the poll thread: one worker thread, so a long scoring never delays registration.
 
-The tick records a production change in the history and hands the model name to
-:meth:`ScoringWorker.submit` (a pending set: a model handed over twice is scored once). The worker
-re-reads the model's tags and its newest audit entries with its own ``MlflowClient`` and calls
+The tick records a production change in the history and hands the move it knows
+(:class:`~watcher.scoring.runner.ProductionMove`: model, alias, version, its audit entry) to
+:meth:`ScoringWorker.submit` (one pending move per model: a model handed over twice is scored
+once, for its newest move). The worker re-reads only the model (its tags, and that the alias still
+points at the move's version) with its own ``MlflowClient`` and calls
 ``watcher.scoring.runner.maybe_score``, so the once-per-change guarantee is the same as inline:
 the ``watcher.scoring`` tag (keyed on the audit entry's id) and scoring-run adoption survive a
 restart. With the ``ha`` block the worker scores only while this replica holds the model's lock.
@@ -21,8 +23,8 @@ from structlog.contextvars import bound_contextvars
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.obs.logs import get_logger
-from watcher.scoring.runner import maybe_score
-from watcher.store import audit, registry
+from watcher.scoring.runner import ProductionMove, maybe_score
+from watcher.store import registry
 
 log = get_logger("watcher.scoring_worker")
 
@@ -31,15 +33,16 @@ class ScoringWorker:
     """One thread scoring the models handed to it, one at a time, in hand-over order."""
 
     def __init__(self, client: MlflowClient, config: WatcherConfig,
-                 leading: Callable[[str], bool] | None = None) -> None:
+                 leading: Callable[[str], bool] | None = None,
+                 lookup: Callable[[str], WatchConfig | None] | None = None) -> None:
         self.client = client
         self.config = config
         self.leading = leading
-        self._pending: list[str] = []
+        self._pending: list[ProductionMove] = []
         self._cond = threading.Condition()
         self._stop = False
-        self.lookup: Callable[[str], WatchConfig | None] = config.watch_for
-        """Model name -> its watch; the daemon points it at the effective (discovered) watch set."""
+        self.lookup: Callable[[str], WatchConfig | None] = lookup or config.watch_for
+        """Model name -> its watch; the daemon gives the effective (discovered) watch set's."""
         self.busy_with: str | None = None
         """The model being scored right now (None when idle)."""
         self.done = 0
@@ -50,19 +53,24 @@ class ScoringWorker:
         self._thread.start()
         return self
 
-    def submit(self, model_name: str) -> None:
-        """Hand a model over (thread-safe, never blocks; a model already pending is not added twice)."""
+    def submit(self, move: ProductionMove) -> None:
+        """Hand a move over (thread-safe, never blocks; a model already pending keeps its place in
+        the queue, with the newest move handed over)."""
         with self._cond:
-            if self._stop or model_name in self._pending:
+            if self._stop:
                 return
-            self._pending.append(model_name)
-            log.debug("scoring_queued", model_name=model_name, busy_with=self.busy_with)
+            for i, pending in enumerate(self._pending):
+                if pending.model_name == move.model_name:
+                    self._pending[i] = move
+                    return
+            self._pending.append(move)
+            log.debug("scoring_queued", model_name=move.model_name, busy_with=self.busy_with)
             self._cond.notify()
 
     def has(self, model_name: str) -> bool:
         """Whether ``model_name`` is being scored or waits to be (its lock must not be given up)."""
         with self._cond:
-            return self.busy_with == model_name or model_name in self._pending
+            return self.busy_with == model_name or any(m.model_name == model_name for m in self._pending)
 
     def idle(self) -> bool:
         with self._cond:
@@ -84,19 +92,22 @@ class ScoringWorker:
                     self._cond.wait()
                 if self._stop:
                     return
-                model_name = self._pending.pop(0)
-                self.busy_with = model_name
+                move = self._pending.pop(0)
+                self.busy_with = move.model_name
             try:
-                self._score(model_name)
+                self._handle(move)
             except Exception as exc:  # noqa: BLE001 - the worker survives; the next tick hands it over again
-                log.error("scoring_worker_failed", model_name=model_name, error=f"{type(exc).__name__}: {exc}")
+                log.error("scoring_worker_failed", model_name=move.model_name, error=f"{type(exc).__name__}: {exc}")
             finally:
                 with self._cond:
                     self.busy_with = None
                     self.done += 1
                     self._cond.notify_all()
 
-    def _score(self, model_name: str) -> None:
+    def _handle(self, move: ProductionMove) -> None:
+        """Score the move handed over, unless the alias has moved on since (the tick records the
+        new move and hands it over) or this replica no longer leads the model."""
+        model_name = move.model_name
         watch = self.lookup(model_name)
         if watch is None or watch.scoring is None:
             return
@@ -105,13 +116,6 @@ class ScoringWorker:
             return
         with bound_contextvars(model_name=model_name, experiment=watch.experiment):
             model = registry.get_model(self.client, model_name)
-            recent = audit.recent(self.client, self.config.audit_experiment, model_name, watch.production_alias)
-            done = [e for e in recent if e.status == "done"]
-            current = registry.aliases_of(model).get(watch.production_alias)
-            # a promote whose CLI is still finishing its entry: its intent is the move (same id once done)
-            moving = [e for e in recent if e.status == "pending" and e.version == current
-                      and (not done or done[-1].version != current)]
-            move = moving[-1] if moving else done[-1] if done else None
-            if move is None or move.version is None or move.version != current:
-                return  # the tick records the move first; it hands the model over again
-            maybe_score(self.client, watch, registry.tags_of(model), move, time.time())
+            if move.version is None or registry.aliases_of(model).get(move.alias) != move.version:
+                return
+            maybe_score(self.client, watch, registry.tags_of(model), move.entry, time.time())

@@ -34,6 +34,7 @@ from watcher.obs import process
 from watcher.obs.process import ProcessId
 from watcher.store import experiments, keys
 from watcher.store.codec import now_iso, truncate
+from watcher.store.paging import items
 
 STATUS = {"RUNNING": "pending", "FINISHED": "done", "KILLED": "abandoned"}
 ALL_STATES = tuple(STATUS.values())
@@ -88,6 +89,51 @@ def experiment_id(client: MlflowClient, name: str, create: bool = True) -> str |
     return experiments.find(client, name, deleted="audit_experiment")
 
 
+class AuditTrail:
+    """The audit experiment of one step (a tick's alias step, a CLI verb): its name resolved to its
+    id once, then passed along. A missing experiment is looked up again at the next read (another
+    writer, the CLI's first promote, may create it meanwhile); :meth:`ensure` creates it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._id: str | None = None
+
+    def find(self, client: MlflowClient) -> str | None:
+        """The id, or None while the experiment does not exist."""
+        if self._id is None:
+            self._id = experiment_id(client, self.name, create=False)
+        return self._id
+
+    def ensure(self, client: MlflowClient) -> str:
+        """The id, the experiment created when missing (before the first entry is written)."""
+        if self._id is None:
+            self._id = experiment_id(client, self.name, create=True) or ""
+        return self._id
+
+
+def trail(experiment: AuditTrail | str) -> AuditTrail:
+    """The trail of ``experiment`` (a name, or a trail already resolved, passed through)."""
+    return experiment if isinstance(experiment, AuditTrail) else AuditTrail(experiment)
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """What one audit entry records: an alias move (or the intent to make one), before it is written."""
+
+    model_name: str
+    alias: str
+    version: str | None
+    previous: str | None
+    by: str
+    action: str
+    reason: str
+    forced: bool = False
+    at_ms: int | None = None
+    """When the move was made (epoch ms); None: now."""
+    legacy_seq: int | None = None
+    """The ``seq`` of the legacy history entry carried over (``watcher.store.migration``)."""
+
+
 def _entry(run: Run) -> AuditEntry:
     tags = run.data.tags
     legacy = tags.get(keys.AUDIT_LEGACY_SEQ)
@@ -127,28 +173,22 @@ def _filter(model_name: str, alias: str) -> str:
     return f"tags.`{keys.AUDIT_MODEL}` = '{model_name}' AND tags.`{keys.AUDIT_ALIAS}` = '{alias}'"
 
 
-def entries(client: MlflowClient, experiment: str, model_name: str, alias: str,
+def entries(client: MlflowClient, experiment: AuditTrail | str, model_name: str, alias: str,
             include: tuple[str, ...] = ("done",)) -> list[AuditEntry]:
     """Every entry of ``model_name``'s ``alias``, oldest first, numbered ``seq`` 1..n (``done`` only by default)."""
-    exp_id = experiment_id(client, experiment, create=False)
+    exp_id = trail(experiment).find(client)
     if exp_id is None:
         return []
-    found: list[AuditEntry] = []
-    token = None
-    while True:
-        page = client.search_runs([exp_id], _filter(model_name, alias), max_results=PAGE,
-                                  order_by=["attributes.start_time ASC"], page_token=token)
-        found.extend(_entry(run) for run in page)
-        token = page.token
-        if not token:
-            break
+    found = [_entry(run) for run in items(client.search_runs, [exp_id], _filter(model_name, alias), max_results=PAGE,
+                                          order_by=["attributes.start_time ASC"])]
     kept = [e for e in order(found) if e.status in include]
     return [replace(entry, seq=seq) for seq, entry in enumerate(kept, 1)]
 
 
-def recent(client: MlflowClient, experiment: str, model_name: str, alias: str, n: int = 10) -> list[AuditEntry]:
+def recent(client: MlflowClient, experiment: AuditTrail | str, model_name: str, alias: str,
+           n: int = 10) -> list[AuditEntry]:
     """The newest ``n`` entries in any state (intents included), oldest first: one request."""
-    exp_id = experiment_id(client, experiment, create=False)
+    exp_id = trail(experiment).find(client)
     if exp_id is None:
         return []
     runs = client.search_runs([exp_id], _filter(model_name, alias), max_results=n,
@@ -156,22 +196,21 @@ def recent(client: MlflowClient, experiment: str, model_name: str, alias: str, n
     return order([_entry(run) for run in runs])
 
 
-def begin(client: MlflowClient, experiment: str, *, model_name: str, alias: str, version: str | None,
-          previous: str | None, by: str, action: str, reason: str, forced: bool = False,
-          at_ms: int | None = None, legacy_seq: int | None = None) -> AuditEntry:
+def begin(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -> AuditEntry:
     """Create the entry as an intent (a RUNNING run); :func:`finish` makes it a recorded move."""
-    at = now_iso(at_ms)
-    reason = truncate(reason or "", keys.RUN_TAG_LIMIT)
-    tags = {keys.KIND: keys.KIND_AUDIT, keys.AUDIT_MODEL: model_name, keys.AUDIT_ALIAS: alias,
-            keys.AUDIT_VERSION: version or "", keys.AUDIT_PREVIOUS: previous or "", keys.AUDIT_BY: by,
-            keys.AUDIT_ACTION: action, keys.AUDIT_REASON: reason, keys.AUDIT_FORCED: "true" if forced else "false",
-            keys.AUDIT_AT: at, keys.NOTE: reason or f"{action} by {by}"}
+    at = now_iso(move.at_ms)
+    reason = truncate(move.reason or "", keys.RUN_TAG_LIMIT)
+    tags = {keys.KIND: keys.KIND_AUDIT, keys.AUDIT_MODEL: move.model_name, keys.AUDIT_ALIAS: move.alias,
+            keys.AUDIT_VERSION: move.version or "", keys.AUDIT_PREVIOUS: move.previous or "", keys.AUDIT_BY: move.by,
+            keys.AUDIT_ACTION: move.action, keys.AUDIT_REASON: reason,
+            keys.AUDIT_FORCED: "true" if move.forced else "false", keys.AUDIT_AT: at,
+            keys.NOTE: reason or f"{move.action} by {move.by}"}
     writer = process.current()  # so that the daemon finishes this intent only once its writer is gone
     tags.update({keys.AUDIT_HOST: writer.host, keys.AUDIT_PID: str(writer.pid), keys.AUDIT_PROCESS_START: writer.started})
-    if legacy_seq is not None:
-        tags[keys.AUDIT_LEGACY_SEQ] = str(legacy_seq)
-    name = f"{model_name} {alias}: v{previous or '-'} -> v{version or '-'} ({action})"
-    run = client.create_run(experiment_id(client, experiment) or "", start_time=at_ms, tags=tags, run_name=name)
+    if move.legacy_seq is not None:
+        tags[keys.AUDIT_LEGACY_SEQ] = str(move.legacy_seq)
+    name = f"{move.model_name} {move.alias}: v{move.previous or '-'} -> v{move.version or '-'} ({move.action})"
+    run = client.create_run(trail(experiment).ensure(client), start_time=move.at_ms, tags=tags, run_name=name)
     return _entry(run)
 
 
@@ -186,9 +225,9 @@ def abandon(client: MlflowClient, entry: AuditEntry) -> None:
     client.set_terminated(entry.id, RunStatus.to_string(RunStatus.KILLED))
 
 
-def record(client: MlflowClient, experiment: str, **fields: Any) -> AuditEntry:
+def record(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -> AuditEntry:
     """Create and finish an entry (a move already made, e.g. one observed by the daemon)."""
-    return finish(client, begin(client, experiment, **fields))
+    return finish(client, begin(client, experiment, move))
 
 
 def from_run(run: Run) -> AuditEntry:

@@ -27,7 +27,8 @@ def legacy_entries(tags: dict[str, str]) -> list[dict[str, Any]]:
     return list(data.get("entries", [])) if data else []
 
 
-def migrate_legacy(client: MlflowClient, experiment: str, model_name: str, tags: dict[str, str], alias: str,
+def migrate_legacy(client: MlflowClient, experiment: audit.AuditTrail | str, model_name: str, tags: dict[str, str],
+                   alias: str,
                    crash: Callable[[str], None] = lambda _point: None) -> int:
     """Carry the old tag's entries into the audit trail, once.
 
@@ -37,15 +38,16 @@ def migrate_legacy(client: MlflowClient, experiment: str, model_name: str, tags:
     if keys.AUDIT_MIGRATED in tags or keys.HISTORY not in tags:
         return 0
     old = legacy_entries(tags)
-    done = {e.legacy_seq for e in audit.entries(client, experiment, model_name, alias, include=audit.ALL_STATES)}
+    trail = audit.trail(experiment)
+    done = {e.legacy_seq for e in audit.entries(client, trail, model_name, alias, include=audit.ALL_STATES)}
     written = 0
     for item in old:
         if item.get("seq") in done:
             continue
-        audit.record(client, experiment, model_name=model_name, alias=alias, version=item.get("version"),
-                     previous=item.get("previous"), by=str(item.get("by", "")), action=str(item.get("action", "")),
-                     reason=str(item.get("reason", "")), at_ms=parse_time_or_none(item.get("at")),
-                     legacy_seq=int(item["seq"]))
+        audit.record(client, trail, audit.AliasMove(
+            model_name, alias, item.get("version"), item.get("previous"), by=str(item.get("by", "")),
+            action=str(item.get("action", "")), reason=str(item.get("reason", "")),
+            at_ms=parse_time_or_none(item.get("at")), legacy_seq=int(item["seq"])))
         written += 1
         crash("after_migrate_entry")
     value = dump({"entries": len(old), "migrated_at": now_iso()})

@@ -11,14 +11,17 @@ per process: a warning once, then the plain query, whose decided runs the engine
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.store.entities.paged_list import PagedList
 
 from watcher.obs.logs import get_logger
 from watcher.store import keys
+from watcher.store.paging import pages
 
 log = get_logger("watcher.search")
 UNDECIDED = f"tags.`{keys.DECISION}` IS NULL"
@@ -49,31 +52,33 @@ def candidate_pages(client: MlflowClient, experiment_id: str, since_ms: int, pag
     With the ``IS NULL`` filter the result set shrinks as the caller decides runs, so an offset
     page token would skip runs: each page is asked for afresh from the start instead, and runs
     already handed out are never handed out twice (the caller stops its tick at a run it could
-    not decide)."""
-    token: str | None = None
-    seen: set[str] = set()
-    while True:
+    not decide). Without it, the pages follow their tokens (``watcher.store.paging``)."""
+    search = partial(client.search_runs, [experiment_id], max_results=page_size, order_by=ORDER)
+    if support.null_filter:
+        undecided = query(since_ms, True, run_filter)
         try:
-            page = client.search_runs([experiment_id], query(since_ms, support.null_filter, run_filter),
-                                      max_results=page_size, order_by=ORDER,
-                                      page_token=None if support.null_filter else token)
+            first = search(undecided, page_token=None)
         except MlflowException as exc:
-            if not (support.null_filter and token is None and not seen and exc.error_code == "INVALID_PARAMETER_VALUE"):
+            if exc.error_code != "INVALID_PARAMETER_VALUE":
                 raise
             support.null_filter = False
             log.warning("search_null_filter_unsupported", error=str(exc),
                         hint="decided runs inside the overlap window are now filtered by the watcher")
-            continue
-        if support.null_filter:
-            fresh = [run for run in page if run.info.run_id not in seen]
-            if not fresh:
-                return
-            seen.update(run.info.run_id for run in fresh)
-            yield fresh
-            if not page.token:
-                return
-            continue
-        yield list(page)
-        token = page.token
-        if not token:
+        else:
+            yield from _afresh(search, undecided, first)
             return
+    yield from (list(page) for page in pages(search, query(since_ms, False, run_filter)))
+
+
+def _afresh(search: Callable[..., PagedList[Run]], filter_string: str, page: PagedList[Run]) -> Iterator[list[Run]]:
+    """The ``IS NULL`` pages: the first page again each time, less the runs already handed out."""
+    seen: set[str] = set()
+    while True:
+        fresh = [run for run in page if run.info.run_id not in seen]
+        if not fresh:
+            return
+        seen.update(run.info.run_id for run in fresh)
+        yield fresh
+        if not page.token:
+            return
+        page = search(filter_string, page_token=None)

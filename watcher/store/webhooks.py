@@ -5,6 +5,8 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from mlflow.entities.webhook import Webhook, WebhookEvent, WebhookEventStr
 
+from watcher.store.paging import items
+
 WEBHOOK_NAME = "registry-watcher"
 EVENTS: list[WebhookEvent | WebhookEventStr] = ["model_version_alias.created", "model_version_alias.deleted"]
 """What ``install`` subscribes to: production moves (and removals) of any model; others are ignored."""
@@ -12,14 +14,7 @@ EVENTS: list[WebhookEvent | WebhookEventStr] = ["model_version_alias.created", "
 
 def all_webhooks(client: MlflowClient) -> list[Webhook]:
     """Every webhook of the server, all pages."""
-    hooks: list[Webhook] = []
-    token = None
-    while True:
-        page = client.list_webhooks(max_results=100, page_token=token)
-        hooks.extend(page)
-        token = page.token
-        if not token:
-            return hooks
+    return list(items(client.list_webhooks, max_results=100))
 
 
 def install(client: MlflowClient, url: str, secret: str, description: str) -> tuple[str, bool, int]:

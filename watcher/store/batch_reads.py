@@ -1,7 +1,8 @@
-"""Fleet-wide reads: one request (or one per page) for every watched model or experiment at once.
+"""Batched reads: one request (or one per page) for every watched model or experiment at once.
 
 An idle poll reads the state of the whole fleet with a fixed number of requests, however many
-watches there are (``watcher.engine.fleet`` uses them):
+watches there are (``watcher.engine.snapshot`` uses them); every page is read through
+``watcher.store.paging``:
 
 * :func:`models_by_name`: the registered models (aliases, tags, so the cursors) of every watched
   model: one ``search_registered_models`` with ``name IN (...)``, or, for more names than fit a
@@ -21,7 +22,8 @@ from mlflow.entities import Experiment, ViewType
 from mlflow.entities.model_registry import RegisteredModel
 
 from watcher.store import audit
-from watcher.store.audit import AuditEntry
+from watcher.store.audit import AuditEntry, AuditTrail
+from watcher.store.paging import items
 from watcher.store.search import query
 
 MODEL_PAGE = 1000
@@ -39,14 +41,8 @@ def models_by_name(client: MlflowClient, names: Iterable[str]) -> dict[str, Regi
     listed = ", ".join(f"'{n}'" for n in sorted(wanted))
     simple = len(listed) <= IN_LIMIT and not any("'" in n or "\\" in n for n in wanted)
     filter_string = f"name IN ({listed})" if simple else None
-    found: dict[str, RegisteredModel] = {}
-    token: str | None = None
-    while True:
-        page = client.search_registered_models(filter_string, max_results=MODEL_PAGE, page_token=token)
-        found.update((m.name, m) for m in page if m.name in wanted)
-        token = page.token
-        if not token:
-            return found
+    return {m.name: m for m in items(client.search_registered_models, filter_string, max_results=MODEL_PAGE)
+            if m.name in wanted}
 
 
 def undecided_by_experiment(client: MlflowClient, experiment_ids: Sequence[str], since_ms: int, page_size: int,
@@ -59,42 +55,23 @@ def undecided_by_experiment(client: MlflowClient, experiment_ids: Sequence[str],
     grouped: dict[str, list[tuple[str, int]]] = {}
     if not experiment_ids:
         return grouped
-    token: str | None = None
-    while True:
-        page = client.search_runs(list(experiment_ids), query(since_ms, True, run_filter), max_results=page_size,
-                                  order_by=RUN_ORDER, page_token=token)
-        for run in page:
-            grouped.setdefault(run.info.experiment_id, []).append((run.info.run_id, run.info.end_time or 0))
-        token = page.token
-        if not token:
-            return grouped
+    for run in items(client.search_runs, list(experiment_ids), query(since_ms, True, run_filter),
+                     max_results=page_size, order_by=RUN_ORDER):
+        grouped.setdefault(run.info.experiment_id, []).append((run.info.run_id, run.info.end_time or 0))
+    return grouped
 
 
-def audit_since(client: MlflowClient, experiment: str, since_ms: int | None) -> list[AuditEntry]:
+def audit_since(client: MlflowClient, experiment: AuditTrail | str, since_ms: int | None) -> list[AuditEntry]:
     """Audit entries (any state) whose run started at or after ``since_ms`` (None: all), newest first."""
-    exp_id = audit.experiment_id(client, experiment, create=False)
+    exp_id = audit.trail(experiment).find(client)
     if exp_id is None:
         return []
     filter_string = "" if since_ms is None else f"attributes.start_time >= {int(since_ms)}"
-    found: list[AuditEntry] = []
-    token: str | None = None
-    while True:
-        page = client.search_runs([exp_id], filter_string, max_results=audit.PAGE,
-                                  order_by=["attributes.start_time DESC"], page_token=token)
-        found.extend(audit.from_run(run) for run in page)
-        token = page.token
-        if not token:
-            return found
+    return [audit.from_run(run) for run in items(client.search_runs, [exp_id], filter_string, max_results=audit.PAGE,
+                                                 order_by=["attributes.start_time DESC"])]
 
 
 def tagged_experiments(client: MlflowClient, tag: str) -> list[Experiment]:
     """Active experiments carrying ``tag`` (any value, the empty one included)."""
-    found: list[Experiment] = []
-    token: str | None = None
-    while True:
-        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=MODEL_PAGE,
-                                         filter_string=f"tags.`{tag}` LIKE '%'", page_token=token)
-        found.extend(page)
-        token = page.token
-        if not token:
-            return found
+    return list(items(client.search_experiments, view_type=ViewType.ACTIVE_ONLY, max_results=MODEL_PAGE,
+                      filter_string=f"tags.`{tag}` LIKE '%'"))

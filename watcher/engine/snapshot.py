@@ -17,7 +17,7 @@ per-watch path holds: the cache only ever sends a watch down the exact path, nev
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
@@ -26,8 +26,8 @@ from mlflow.exceptions import MlflowException
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.obs.logs import get_logger
-from watcher.store import audit, experiments, fleet, registry
-from watcher.store.audit import AuditEntry
+from watcher.store import audit, batch_reads, experiments, registry
+from watcher.store.audit import AuditEntry, AuditTrail
 from watcher.store.cursors import read_cursor
 from watcher.store.search import SearchSupport
 
@@ -48,11 +48,16 @@ class AuditCache:
     path is *dirty*: the next tick reads its entries directly (``audit.recent``) once."""
 
     experiment: str | None = None
+    trail: AuditTrail | None = None
+    """The audit experiment, its name resolved to its id once for this process."""
     entries: dict[tuple[str, str], dict[str, AuditEntry]] = field(default_factory=dict)
     watermark: int | None = None
+    """Start time (epoch ms) of the newest entry read, never ahead of :attr:`clock`."""
     dirty: set[tuple[str, str]] = field(default_factory=set)
     due: str | None = None
     """The audit experiment to read at the first :meth:`recent` of this tick (:meth:`expire`)."""
+    clock: Callable[[], float] = time.time
+    """Epoch seconds (injected by tests)."""
 
     def expire(self, experiment: str) -> None:
         """A tick started: read what is new before the next alias step, not before the runs, so
@@ -61,16 +66,17 @@ class AuditCache:
 
     def refresh(self, client: MlflowClient, experiment: str) -> None:
         """Read what is new in the trail (everything on the first call, or after a change of experiment)."""
-        if experiment != self.experiment:
+        if experiment != self.experiment or self.trail is None:
             self.experiment, self.entries, self.watermark, self.dirty = experiment, {}, None, set()
+            self.trail = AuditTrail(experiment)
         since = None if self.watermark is None else max(0, self.watermark - AUDIT_OVERLAP_MS)
-        found = fleet.audit_since(client, experiment, since)
+        found = batch_reads.audit_since(client, self.trail, since)
         for entry in found:
             if entry.model is not None and entry.alias is not None:
                 self._merge((entry.model, entry.alias), [entry])
         newest = max((e.start_ms for e in found), default=0)
         # a writer whose clock runs ahead must not push the window past entries still to come
-        self.watermark = min(max(self.watermark or 0, newest), int(time.time() * 1000))
+        self.watermark = min(max(self.watermark or 0, newest), int(self.clock() * 1000))
 
     def recent(self, client: MlflowClient, model: str, alias: str) -> list[AuditEntry]:
         """The newest entries of one alias, oldest first, as ``audit.recent`` would return them."""
@@ -78,9 +84,9 @@ class AuditCache:
             self.refresh(client, self.due)
             self.due = None
         key = (model, alias)
-        if key in self.dirty and self.experiment is not None:
+        if key in self.dirty and self.trail is not None:
             self.entries[key] = {}
-            self._merge(key, audit.recent(client, self.experiment, model, alias, n=RECENT))
+            self._merge(key, audit.recent(client, self.trail, model, alias, n=RECENT))
             self.dirty.discard(key)
         return audit.order(list(self.entries.get(key, {}).values()))[-RECENT:]
 
@@ -133,7 +139,7 @@ def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[Watc
     lazily, at the tick's first alias step (:meth:`AuditCache.expire`)."""
     for watch in watches:
         experiment_id(client, watch.experiment, ids)
-    models = fleet.models_by_name(client, {w.model_name for w in watches})
+    models = batch_reads.models_by_name(client, {w.model_name for w in watches})
     busy = _busy(client, config, watches, models, ids, support) if scan else None
     cache.expire(config.audit_experiment)
     return Snapshot(models, {w.experiment: ids[w.experiment] for w in watches if w.experiment in ids}, busy)
@@ -157,7 +163,7 @@ def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchCo
     busy: set[str] = set()
     for run_filter, since in groups.items():
         try:
-            found = fleet.undecided_by_experiment(client, sorted(since), max(0, min(since.values())),
+            found = batch_reads.undecided_by_experiment(client, sorted(since), max(0, min(since.values())),
                                                   config.page_size, run_filter)
         except MlflowException as exc:
             if exc.error_code != "INVALID_PARAMETER_VALUE":
