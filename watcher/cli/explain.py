@@ -124,16 +124,19 @@ def format_text(found: dict[str, Any]) -> str:
         verdict = "PASS" if gate.get("passed") else "FAIL"
         lines.append(f"  {verdict}  {gate.get('gate')}: value={_fmt(gate.get('value'))} "
                      f"threshold={_fmt(gate.get('threshold'))}" + (f"  ({gate['reason']})" if gate.get("reason") else ""))
-    version = found["version"]
+    return "\n".join(lines + _version_lines(found["version"]))
+
+
+def _version_lines(version: dict[str, Any] | None) -> list[str]:
+    """The version's lines: its decision, the aliases on it today, the production moves onto it."""
     if version is None:
-        lines.append("version: none")
-    elif not version.get("exists"):
-        lines.append(f"version: v{version['version']} of {version['model_name']} (no longer exists)")
-    else:
-        tags = version["tags"]
-        lines.append(f"version: v{version['version']} of {version['model_name']}, decision "
-                     f"{tags.get(state.DECISION, '-')}, aliases now: {', '.join(version['aliases']) or '-'}")
-        for move in version["production_moves"]:
-            forced = " [FORCED]" if move.get("forced") else ""
-            lines.append(f"  {move['at']}  {move['action']} by {move['by']}{forced}: {move['reason']}")
-    return "\n".join(lines)
+        return ["version: none"]
+    if not version.get("exists"):
+        return [f"version: v{version['version']} of {version['model_name']} (no longer exists)"]
+    tags = version["tags"]
+    lines = [f"version: v{version['version']} of {version['model_name']}, decision "
+             f"{tags.get(state.DECISION, '-')}, aliases now: {', '.join(version['aliases']) or '-'}"]
+    for move in version["production_moves"]:
+        forced = " [FORCED]" if move.get("forced") else ""
+        lines.append(f"  {move['at']}  {move['action']} by {move['by']}{forced}: {move['reason']}")
+    return lines

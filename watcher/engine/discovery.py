@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
+from mlflow.entities import Experiment
 from pydantic import ValidationError
 
 from watcher.config import DEFAULT_PROFILE, WatchConfig, WatcherConfig, format_errors
@@ -71,34 +72,42 @@ class Discovery:
         if config.discover is None:
             self._apply({}, {}, {}, gone="the discover block was removed from the config")
             return
-        tag, profile_tag = config.discover.tag, config.discover.profile_tag
+        tag = config.discover.tag
         configured = {w.experiment for w in config.watches}
         scoring = {w.scoring_experiment for w in config.watches if w.scoring_experiment}
         found: dict[str, Discovered] = {}
         refused: dict[str, str] = {}
         models: dict[str, str] = {}
         for experiment in batch_reads.tagged_experiments(client, tag):
-            name, tags = str(experiment.name), dict(experiment.tags or {})
+            name = str(experiment.name)
             if name in configured:
                 continue  # an explicit watches entry wins
-            model = tags.get(tag, "").strip()
-            profile = tags.get(profile_tag, "").strip() or DEFAULT_PROFILE
-            models[name] = model
-            reason = self._refusal(client, config, name, model, profile, scoring)
-            if reason is not None:
-                refused[name] = reason
-                continue
-            try:
-                watch = WatchConfig.from_profile(config.profiles[profile], name, model)
-            except ValidationError as exc:
-                refused[name] = f"invalid watch: {format_errors(exc)}"
-                continue
-            found[name] = Discovered(watch, profile, str(experiment.experiment_id))
+            models[name], verdict = self._candidate(client, config, experiment, scoring)
+            if isinstance(verdict, Discovered):
+                found[name] = verdict
+            else:
+                refused[name] = verdict
         for name, item in found.items():  # a discovered watch's scoring experiment is never a candidate
             if item.watch.scoring_experiment in found or item.watch.scoring_experiment in configured:
                 refused[name] = f"its scoring experiment '{item.watch.scoring_experiment}' is watched"
         self._apply({k: v for k, v in found.items() if k not in refused}, refused, models)
         self.searched = True
+
+    def _candidate(self, client: MlflowClient, config: WatcherConfig, experiment: Experiment,
+                   scoring: set[str]) -> tuple[str, Discovered | str]:
+        """A tagged experiment's model name, and its watch or why it is refused."""
+        assert config.discover is not None
+        name, tags = str(experiment.name), dict(experiment.tags or {})
+        model = tags.get(config.discover.tag, "").strip()
+        profile = tags.get(config.discover.profile_tag, "").strip() or DEFAULT_PROFILE
+        reason = self._refusal(client, config, name, model, profile, scoring)
+        if reason is not None:
+            return model, reason
+        try:
+            watch = WatchConfig.from_profile(config.profiles[profile], name, model)
+        except ValidationError as exc:
+            return model, f"invalid watch: {format_errors(exc)}"
+        return model, Discovered(watch, profile, str(experiment.experiment_id))
 
     def _refusal(self, client: MlflowClient, config: WatcherConfig, name: str, model: str, profile: str,
                  scoring: set[str]) -> str | None:

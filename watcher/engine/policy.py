@@ -113,20 +113,9 @@ def decide(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolic
     pending intents whose writing process is known to be gone."""
     last = last_done(recent)
     last_version = last.version if last else None
-    intent = None
-    abandon: list[AuditEntry] = []
-    for entry in (e for e in recent if e.status == "pending"):
-        if entry.version == current and current != last_version:
-            intent = entry
-        elif now - entry.start_ms / 1000 > intent_ttl:
-            abandon.append(entry)
-    stale = tuple(abandon)
+    intent, stale = _intents(recent, current, last_version, now, intent_ttl)
     if intent is not None:
-        if intent.id in gone:
-            return Plan(last, (Finish(intent, PROCESS_GONE),), stale)
-        if now - intent.start_ms / 1000 > handoff_timeout:
-            return Plan(last, (Finish(intent, TIMEOUT),), stale)
-        return Plan(last, (Wait(intent),), stale)
+        return Plan(last, (_settle_intent(intent, now, gone, handoff_timeout),), stale)
     if last is None and current is not None and not production:
         return Plan(last, (Adopt(current),), stale)
     if last_version != current:
@@ -135,6 +124,28 @@ def decide(recent: Sequence[AuditEntry], current: str | None, policy: AliasPolic
     if policy == "revert" and last is not None and last.by == EXTERNAL:
         return Plan(last, (Revert(last),), stale)
     return Plan(last, (), stale)
+
+
+def _intents(recent: Sequence[AuditEntry], current: str | None, last_version: str | None, now: float,
+             intent_ttl: float) -> tuple[AuditEntry | None, tuple[AuditEntry, ...]]:
+    """The open intent that put the alias where it is (the newest one), and the stale ones to abandon."""
+    intent = None
+    abandon: list[AuditEntry] = []
+    for entry in (e for e in recent if e.status == "pending"):
+        if entry.version == current and current != last_version:
+            intent = entry
+        elif now - entry.start_ms / 1000 > intent_ttl:
+            abandon.append(entry)
+    return intent, tuple(abandon)
+
+
+def _settle_intent(intent: AuditEntry, now: float, gone: frozenset[str], handoff_timeout: float) -> Finish | Wait:
+    """Finish an intent whose writer is gone or that timed out; otherwise wait for its writer."""
+    if intent.id in gone:
+        return Finish(intent, PROCESS_GONE)
+    if now - intent.start_ms / 1000 > handoff_timeout:
+        return Finish(intent, TIMEOUT)
+    return Wait(intent)
 
 
 def revert_target(history: Sequence[AuditEntry]) -> str | None:
