@@ -11,7 +11,7 @@ SOAK_MINUTES ?= 10
 $(STAMP): pyproject.toml plugins/mlflow-run-events/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,spark]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,spark,docs]'
 	# the MLflow server plugin (run events) with its basic-auth extra, for the tests that start `mlflow server --app-name registry-watcher[-basic-auth]`
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e 'plugins/mlflow-run-events[auth]'
 	touch $(STAMP)
@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py
 
 test: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -q
 
 # The house's checks: layers (import-linter), strict typing (mypy), lint (ruff).
@@ -40,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_cli.py
 
 clean:
-	rm -rf $(VENV) demo/workdir .pytest_cache
+	rm -rf $(VENV) demo/workdir .pytest_cache site

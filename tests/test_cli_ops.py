@@ -2,7 +2,7 @@
 
 * ``check-config`` reaches the ``ha`` lock database and checks a local scoring input; exit 1 naming which;
 * ``once`` exits 1 when the lock database was unreachable, 0 with ``standby: another replica leads M``;
-* the README's Fernet recipe, run as written, starts a real ``mlflow server`` (with webhooks), and
+* the docs' Fernet recipe (docs/deployment/compose.md), run as written, starts a real ``mlflow server`` (with webhooks), and
   ``webhooks list`` / ``webhooks uninstall --url`` work against it.
 """
 
@@ -86,10 +86,10 @@ def test_once_fails_without_the_lock_database_and_says_standby_otherwise(trackin
 
 
 def _readme_fernet_command() -> list[str]:
-    """The key recipe exactly as the README gives it (so the test breaks when the docs drift)."""
-    readme = (ROOT / "README.md").read_text()
+    """The key recipe exactly as the docs give it (so the test breaks when the docs drift)."""
+    readme = (ROOT / "docs" / "deployment" / "compose.md").read_text()
     found = re.findall(r"^export MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=\$\((python -c '[^']*')\)$", readme, re.M)
-    assert found, "the README no longer shows how to make MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
+    assert found, "docs/deployment/compose.md no longer shows how to make MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
     compose = (ROOT / "deploy" / "compose.yaml").read_text()
     assert all(f"MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=$({cmd})" in compose for cmd in found)
     assert "token_urlsafe" not in found[0]
@@ -100,7 +100,7 @@ def _readme_fernet_command() -> list[str]:
 
 @pytest.fixture(scope="module")
 def fernet_server(tmp_path_factory: pytest.TempPathFactory):
-    """``mlflow server`` (SQLite, 2 workers' worth of key sharing) with the README recipe's key."""
+    """``mlflow server`` (SQLite, 2 workers' worth of key sharing) with the docs recipe's key."""
     key = subprocess.run(_readme_fernet_command(), capture_output=True, text=True, check=True).stdout.strip()
     workdir = tmp_path_factory.mktemp("mlflow-fernet")
     env = {"MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": key, "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",

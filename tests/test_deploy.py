@@ -108,9 +108,9 @@ def test_the_config_map_loads_with_the_secret_from_the_environment(docs, tmp_pat
     assert config.http.port == 8080
 
 
-def test_readme_applies_the_base_and_gives_docker_a_stop_timeout():
-    readme = (ROOT / "README.md").read_text()
-    assert "kubectl apply -k deploy/kubernetes" in readme
+def test_docs_apply_the_base_and_give_docker_a_stop_timeout():
+    assert "kubectl apply -k deploy/kubernetes" in (ROOT / "docs" / "deployment" / "kubernetes.md").read_text()
+    readme = (ROOT / "docs" / "deployment" / "container.md").read_text()
     dockerfile = (ROOT / "Dockerfile").read_text()
     runs = re.findall(r"docker run (?:.*\\\n)*.*", readme) + re.findall(r"docker run .*", dockerfile)
     assert len(runs) >= 2 and all("--stop-timeout" in run for run in runs), runs

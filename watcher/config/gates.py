@@ -105,7 +105,7 @@ class SafeSerializationGate(GateSpec, key="safe_serialization"):
 class CustomGate(BaseModel):
     """``{handler: "package.module:callable", ...kwargs}``; extra keys are passed as kwargs."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True, frozen=True)
 
     handler: str = Field(pattern=r"^[\w.]+:[\w.]+$")
     """Import path ``package.module:callable``; checked at config load so typos fail early."""

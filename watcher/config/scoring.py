@@ -36,7 +36,8 @@ class ScoringConfig(Strict):
     output_dir: str = "predictions"
     """Folder for ``<model>/v<version>/predictions-<UTC>.parquet``; relative to the config folder."""
     experiment: str | None = None
-    """Experiment for ``model_pattern_scoring`` runs; default ``<watched experiment>-scoring``."""
+    """Experiment for ``model_pattern_scoring`` runs; default ``<watched experiment>-scoring``. It may not
+    be a watched experiment (its runs would become candidates)."""
     format: Literal["parquet", "csv"] = "parquet"
     """Predictions file format; parquet keeps dtypes and is ~5x smaller than CSV."""
     chunk_rows: int = Field(100_000, gt=0)
