@@ -18,9 +18,11 @@ from mlflow import MlflowClient
 
 from watcher.config import WatcherConfig, load_config
 from watcher.obs.environment import apply_mlflow_environment
+from watcher.obs.logs import STRICT_EVENTS_ENV
 from watcher.testing import start_mlflow_server, stop
 
 apply_mlflow_environment()  # the process's MLflow environment (retries, timeouts, no progress bars), as the CLI sets it
+os.environ.setdefault(STRICT_EVENTS_ENV, "1")  # an event missing from watcher.obs.events raises (daemons inherit it)
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 LOCAL_ARTIFACT_ROOT = "_MLFLOW_SERVER_ARTIFACT_ROOT"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import threading
 from typing import Any, TextIO
 
 import structlog
 
+from watcher.obs.events import CATALOGUE
 from watcher.obs.redact import redact_event, secrets_from_env
 
 _QUIET = {"alembic": logging.WARNING, "urllib3": logging.WARNING, "apscheduler": logging.WARNING,
@@ -115,7 +117,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
 
 
 def _install_excepthooks() -> None:
-    log = structlog.get_logger("watcher")
+    log = get_logger("watcher")
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
         log.critical("uncaught_exception", exc_info=(exc_type, exc, tb))
@@ -124,7 +126,58 @@ def _install_excepthooks() -> None:
     threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)  # type: ignore[arg-type]
 
 
-def get_logger(name: str = "watcher") -> structlog.stdlib.BoundLogger:
-    """A structlog logger; bind ``run_id``/``model_name``/``version`` with contextvars."""
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
-    return logger
+STRICT_EVENTS_ENV = "REGISTRY_WATCHER_STRICT_EVENTS"
+"""Set to ``1`` (the test suite does): an event missing from the catalogue raises
+:class:`UncataloguedEvent`. Unset (production): the event is written as it came, and one
+``uncatalogued_event`` error per name says so; no line is lost."""
+_said_uncatalogued: set[str] = set()
+
+
+class UncataloguedEvent(ValueError):
+    """An event name that ``watcher.obs.events.CATALOGUE`` does not declare (strict mode only)."""
+
+
+class CataloguedLogger:
+    """A structlog logger that emits only the events of :data:`watcher.obs.events.CATALOGUE`.
+
+    The same methods as structlog's (``debug`` ... ``critical``, ``exception``); each call is
+    passed on unchanged, so processors, context and level filtering are structlog's."""
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def debug(self, event: str, *args: Any, **kw: Any) -> None:
+        self._emit("debug", event, args, kw)
+
+    def info(self, event: str, *args: Any, **kw: Any) -> None:
+        self._emit("info", event, args, kw)
+
+    def warning(self, event: str, *args: Any, **kw: Any) -> None:
+        self._emit("warning", event, args, kw)
+
+    def error(self, event: str, *args: Any, **kw: Any) -> None:
+        self._emit("error", event, args, kw)
+
+    def critical(self, event: str, *args: Any, **kw: Any) -> None:
+        self._emit("critical", event, args, kw)
+
+    def exception(self, event: str, *args: Any, **kw: Any) -> None:
+        self._emit("exception", event, args, kw)
+
+    def _emit(self, method: str, event: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+        if event not in CATALOGUE:
+            if os.environ.get(STRICT_EVENTS_ENV) == "1":
+                raise UncataloguedEvent(f"log event {event!r} is not declared in watcher.obs.events.CATALOGUE")
+            if event not in _said_uncatalogued:
+                _said_uncatalogued.add(event)
+                self._logger.error("uncatalogued_event", event_name=event,
+                                   hint="declare it in watcher.obs.events; the event itself is written as it came")
+        getattr(self._logger, method)(event, *args, **kw)
+
+
+def get_logger(name: str = "watcher") -> CataloguedLogger:
+    """A structlog logger that emits only catalogued events (``watcher.obs.events``); bind
+    ``run_id``/``model_name``/``version`` with contextvars."""
+    return CataloguedLogger(structlog.get_logger(name))
