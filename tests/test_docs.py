@@ -81,3 +81,18 @@ def test_the_readme_is_short_and_its_links_land_on_built_pages(site):
     for link in links:
         assert (ROOT / link).is_file(), f"README links to a missing file: {link}"
         assert _page(site, link.removeprefix("docs/")), link
+
+
+def test_every_repository_path_the_docs_name_exists():
+    pattern = re.compile(r"`((?:watcher|handlers|tests|bench|deploy|demo|plugins|docs)/[\w./-]*)`")
+    named = {m for path in [README, *(ROOT / "docs").rglob("*.md")] for m in pattern.findall(path.read_text())}
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"the docs name paths that do not exist: {missing}"
+
+
+def test_the_module_map_lists_every_module(site):
+    page = _page(site, "architecture.md")
+    for package in ("watcher/engine", "watcher/store", "watcher/service", "handlers"):
+        for path in (ROOT / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert f"<code>{path.stem}</code>" in page, path

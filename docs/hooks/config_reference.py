@@ -64,7 +64,7 @@ def _section(name: str, model: dict[str, Any], paths: list[str], cls: type[BaseM
     for key, prop in props.items():
         row = [f"`{key}`", _type(prop), _default(key, prop, required, cls), _unit(key), _bounds(prop),
                _text(prop.get("description", ""))]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
     return "\n".join(lines)
 
 
@@ -168,3 +168,11 @@ def _classes(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
     visit(BaseModel)
     found[ROOT] = root
     return found
+
+
+_CODE = re.compile(r"(``.+?``|`[^`]+`)")
+
+
+def _cell(text: str) -> str:
+    """A table cell: a pipe outside code is escaped (one inside a code span is not a column separator)."""
+    return "".join(part if _CODE.fullmatch(part) else part.replace("|", "\\|") for part in _CODE.split(text))

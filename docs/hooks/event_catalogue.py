@@ -7,6 +7,7 @@ daemon and the CLI emit through that catalogue, so the page lists exactly what t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ def render(catalogue: Mapping[str, Any]) -> str:
     for name, spec in catalogue.items():
         fields = ", ".join(f"`{field}`" for field in spec.fields)
         row = [f"`{name}`", _str(spec.level), fields, _str(spec.meaning), _str(spec.action), _str(spec.emitter)]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -37,3 +38,11 @@ def _str(value: Any) -> str:
     """One table cell: enums by value, text on one line."""
     text = str(getattr(value, "value", value) or "")
     return " ".join(text.split())
+
+
+_CODE = re.compile(r"(``.+?``|`[^`]+`)")
+
+
+def _cell(text: str) -> str:
+    """A table cell: a pipe outside code is escaped (one inside a code span is not a column separator)."""
+    return "".join(part if _CODE.fullmatch(part) else part.replace("|", "\\|") for part in _CODE.split(text))
