@@ -3,7 +3,8 @@
 Precedence, highest first (the twelve-factor convention): ``WATCHER_<KEY>`` environment variables
 (nested with ``__``, e.g. ``WATCHER_HTTP__PORT``), then ``$MLFLOW_TRACKING_URI`` for the tracking
 URI only, then the config file, then the defaults below. :data:`PRECEDENCE` says so in words, for
-``check-config`` and the README.
+``check-config`` and the docs (``docs/reference/configuration.md``, whose key reference is generated
+from this schema).
 """
 
 from __future__ import annotations
