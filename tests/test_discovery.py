@@ -74,8 +74,8 @@ def test_tagged_experiment_is_watched_and_untagged_dropped(tmp_path: Path, track
 
     # the tag is removed: the watch stops at the next search, and nothing is deleted
     client.delete_experiment_tag(tagged, "registry-watcher.model")
-    poller.discover_at = 0.0
     with captured() as logs:
+        poller.discover(force=True)  # the next search now, not in discover.interval_seconds
         report = poller.poll()
     assert report is not None
     assert model not in {w.model_name for w in report.watches}

@@ -64,8 +64,7 @@ def test_standby_pings_the_tracking_server_and_counts_standby_not_ok(tmp_path: P
     config = _config(tmp_path, tracking_uri, model, lock_url)
     leader = Leader(config.ha)
     health = Health.for_config(config, leader)
-    poller = Poller(client, config, leader=leader)
-    poller.health = health
+    poller = Poller(client, config, leader=leader, health=health)
     before = {o: _value("registry_watcher_polls_total", outcome=o) or 0.0 for o in ("ok", "standby")}
     with psycopg.connect(lock_url, autocommit=True) as other:  # another replica leads the model
         other.execute("SELECT pg_advisory_lock(%s)", (lock_key(model),))
@@ -90,8 +89,7 @@ def test_lock_database_down_makes_readyz_503_naming_it(tmp_path: Path, tracking_
     config = _config(tmp_path, tracking_uri, model, f"postgresql://postgres@127.0.0.1:{free_port()}/test")
     leader = Leader(config.ha)
     health = Health.for_config(config, leader)
-    poller = Poller(client, config, leader=leader)
-    poller.health = health
+    poller = Poller(client, config, leader=leader, health=health)
     report = poller.poll()
     assert report is not None and report.watches[0].standby
     assert leader.db_up is False and _value("registry_watcher_lock_db_up") == 0.0

@@ -160,7 +160,7 @@ def test_verified_deliveries_log_at_debug_and_one_info_line_per_tick(config):
             body = _body()
             assert receiver.handle(_signed(body), body).status == 200
         poller._poll_once()
-        poller.backoff.not_before = 0
+        poller.backoff.retry_now()
         poller._poll_once()  # a tick no delivery asked for: no line
     received = [e for e in logs if e["event"] == "webhook_received"]
     assert len(received) == 200 and {e["log_level"] for e in received} == {"debug"}

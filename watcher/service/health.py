@@ -63,6 +63,11 @@ class Health:
             self.models = list(models)
             self.outcomes = {m: ok for m, ok in self.outcomes.items() if m in models}
 
+    def set_tracking_up(self, up: bool) -> None:
+        """Whether the tracking server answered at the last contact (``after_poll``)."""
+        with self._lock:
+            self.tracking_up = up
+
     def beat(self) -> None:
         """The loop ran (also when it skipped a poll for backoff)."""
         with self._lock:
@@ -148,8 +153,7 @@ def after_poll(client: MlflowClient, report: TickReport | None, unreachable: boo
         if up and (outcome != "error"):
             metrics.mark_successful_poll()
     if health is not None and up is not None:
-        with health._lock:
-            health.tracking_up = up
+        health.set_tracking_up(up)
     return outcome
 
 

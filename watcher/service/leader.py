@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from watcher.config import HaConfig
+from watcher.config import HaConfig, WatcherConfig
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.service.membership import (
@@ -62,12 +62,10 @@ class Leader:
     """One replica's side of the election, for every model it watches (thread-safe)."""
 
     def __init__(self, config: HaConfig, *, member: bool = True) -> None:
-        self.config = config
-        self.member = member
-        """False for a one-off process (``once``): it is not counted as a replica of the group."""
-        self.replica = new_replica_id()
-        self.members: list[str] = []
-        """The live replicas of the group at the last rebalance (this one included)."""
+        self._config = config
+        self._member = member
+        self._replica = new_replica_id()
+        self._members: list[str] = []
         self._wanted: set[str] | None = None
         self._adopted: dict[str, str] = {}
         self._unheld: dict[str, int] = {}
@@ -79,6 +77,22 @@ class Leader:
         self._db_up: bool | None = None
 
     @property
+    def member(self) -> bool:
+        """False for a one-off process (``once``): it is not counted as a replica of the group."""
+        return self._member
+
+    @property
+    def replica(self) -> str:
+        """This replica's name in the group (host, pid, random suffix)."""
+        return self._replica
+
+    @property
+    def members(self) -> list[str]:
+        """The live replicas of the group at the last rebalance (this one included)."""
+        with self._lock:
+            return list(self._members)
+
+    @property
     def db_up(self) -> bool | None:
         """Whether the lock database answered at the last contact; None before the first one."""
         return self._db_up
@@ -88,13 +102,13 @@ class Leader:
         metrics.set_lock_db_up(up)
 
     def _connect(self) -> psycopg.Connection[Any] | None:
-        cfg = self.config
+        cfg = self._config
         try:
             conn = psycopg.connect(cfg.lock_url, autocommit=True, connect_timeout=cfg.connect_timeout_seconds,
                                    keepalives=1, keepalives_idle=cfg.keepalives_idle_seconds,
                                    keepalives_interval=cfg.keepalives_interval_seconds,
                                    keepalives_count=cfg.keepalives_count,
-                                   application_name=application_name(cfg.group, self.replica) if self.member
+                                   application_name=application_name(cfg.group, self._replica) if self._member
                                    else f"registry-watcher-once:{cfg.group}"[:63])
         except Exception as exc:  # noqa: BLE001 - no lock database: act for nothing, retry next poll
             (log.debug if self._connect_failed else log.error)(
@@ -121,6 +135,12 @@ class Leader:
         self._set_db_up(True)
         return True
 
+    def _connected(self) -> bool:
+        """The lock connection answers, or a new one was made (a lost one loses its locks first)."""
+        if not self._alive():
+            self._conn = self._connect()
+        return self._conn is not None
+
     def _drop(self, error: str) -> None:
         for model in sorted(self._held):
             log.error("leadership_lost", model_name=model, error=error,
@@ -133,11 +153,9 @@ class Leader:
     def acquire(self, model_name: str) -> bool:
         """Before a watch: True when this replica holds (or just took) the model's lock."""
         with self._lock:
-            if not self._alive():
-                self._conn = self._connect()
-                if self._conn is None:
-                    metrics.set_leader(model_name, False)
-                    return False
+            if not self._connected():
+                metrics.set_leader(model_name, False)
+                return False
             if model_name in self._held:
                 return True
             if self._wanted is not None and model_name not in self._wanted:
@@ -168,33 +186,40 @@ class Leader:
         """Between ticks: keep this replica's share of ``models`` among the live replicas of the
         group and release the rest (unless ``busy``: a scoring in hand is never cut off)."""
         with self._lock:
-            if not self._alive():
-                self._conn = self._connect()
-                if self._conn is None:
-                    return
-            assert self._conn is not None
-            prefix = group_prefix(self.config.group)
-            try:
-                names = [str(row[0]) for row in self._conn.execute(LIVE_SQL, (prefix,)).fetchall()]
-                locks = [(str(row[0] or ""), int(row[1])) for row in self._conn.execute(HELD_SQL).fetchall()]
-            except Exception as exc:  # noqa: BLE001 - the session is gone: every lock with it
-                self._drop(f"{type(exc).__name__}: {exc}")
-                self._set_db_up(False)
+            if not self._connected():
                 return
-            members = sorted({replica_of(name, self.config.group) for name in names} | {self.replica})
-            taken = {key for _, key in locks}
+            group = self._read_group()
+            if group is None:
+                return
+            names, locks = group
+            prefix = group_prefix(self._config.group)
+            members = sorted({replica_of(name, self._config.group) for name in names} | {self._replica})
             by_key = {lock_key(m): m for m in models}
-            holders = {by_key[key]: replica_of(name, self.config.group) for name, key in locks
+            holders = {by_key[key]: replica_of(name, self._config.group) for name, key in locks
                        if key in by_key and name.startswith(prefix)}
             plan = assign(members, models, holders)
-            self._wanted = {m for m, owner in plan.items() if owner == self.replica} | self._orphans(models, plan, taken)
+            mine = {m for m, owner in plan.items() if owner == self._replica}
+            self._wanted = mine | self._orphans(models, plan, {key for _, key in locks})
             for model in sorted(self._held - self._wanted):
                 if not busy(model):
                     self._release(model, plan.get(model))
-            if members != self.members:
-                log.info("replicas_changed", group=self.config.group, replicas=len(members),
-                         share=len([m for m in plan.values() if m == self.replica]), models=len(plan))
-                self.members = members
+            if members != self._members:
+                log.info("replicas_changed", group=self._config.group, replicas=len(members),
+                         share=len(mine), models=len(plan))
+                self._members = members
+
+    def _read_group(self) -> tuple[list[str], list[tuple[str, int]]] | None:
+        """The live sessions of the group and every advisory lock held (holder's name, key); None
+        when the session is gone (every lock with it)."""
+        assert self._conn is not None
+        try:
+            names = [str(row[0]) for row in self._conn.execute(LIVE_SQL, (group_prefix(self._config.group),)).fetchall()]
+            locks = [(str(row[0] or ""), int(row[1])) for row in self._conn.execute(HELD_SQL).fetchall()]
+        except Exception as exc:  # noqa: BLE001 - the session is gone: every lock with it
+            self._drop(f"{type(exc).__name__}: {exc}")
+            self._set_db_up(False)
+            return None
+        return names, locks
 
     def _orphans(self, models: Sequence[str], plan: dict[str, str], taken: set[int]) -> set[str]:
         """Models assigned elsewhere whose lock stayed free for ORPHAN_ROUNDS rebalances (their
@@ -202,7 +227,7 @@ class Leader:
         adopted = set()
         for model in models:
             owner = plan.get(model)
-            if owner == self.replica:
+            if owner == self._replica:
                 self._unheld.pop(model, None)
                 self._adopted.pop(model, None)
             elif model in self._held:
@@ -257,3 +282,9 @@ class Leader:
             except Exception:  # noqa: BLE001, S110 - already broken: closed either way
                 pass
         self._conn = None
+
+
+def make_leader(config: WatcherConfig, *, member: bool = True) -> Leader | None:
+    """The replica's :class:`Leader` when the config has an ``ha`` block, else None; ``member``
+    False for a one-off pass (``once``), which is not counted among the group's replicas."""
+    return Leader(config.ha, member=member) if config.ha is not None else None

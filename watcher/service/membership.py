@@ -85,21 +85,32 @@ def assign(replicas: Sequence[str], models: Sequence[str],
     if not members:
         return {}
     held = {m: r for m, r in (holders or {}).items() if m in set(items) and r in set(members)}
-    floor, extra = divmod(len(items), len(members))
-    holding = Counter(held.values())
-    by_holding = sorted(members, key=lambda r: (-holding[r], r))
-    capacity = {r: floor + (1 if i < extra else 0) for i, r in enumerate(by_holding)}
-    placed: dict[str, str] = {}
-    load: Counter[str] = Counter()
-    for replica in members:  # keep what each holds, up to its share, its most preferred first
-        kept = sorted((m for m, r in held.items() if r == replica), key=_by_preference_of(replica))
-        for model in kept[:capacity[replica]]:
-            placed[model] = replica
-            load[replica] += 1
+    capacity = _capacities(members, len(items), held)
+    placed = _kept(members, held, capacity)
+    load = Counter(placed.values())
     rest = [m for m in items if m not in placed]
     ranked = {m: _preference(members, m) for m in rest}
     for model in sorted(rest, key=lambda m: (-_score(ranked[m][0], m), m)):
         replica = next(r for r in ranked[model] if load[r] < capacity[r])
         placed[model] = replica
         load[replica] += 1
+    return placed
+
+
+def _capacities(members: Sequence[str], models: int, held: Mapping[str, str]) -> dict[str, int]:
+    """Replica -> how many models it leads: ``floor`` or ``ceil``, the ``ceil`` shares to the
+    replicas holding the most now."""
+    floor, extra = divmod(models, len(members))
+    holding = Counter(held.values())
+    by_holding = sorted(members, key=lambda r: (-holding[r], r))
+    return {r: floor + (1 if i < extra else 0) for i, r in enumerate(by_holding)}
+
+
+def _kept(members: Sequence[str], held: Mapping[str, str], capacity: Mapping[str, int]) -> dict[str, str]:
+    """What each replica keeps of what it holds, up to its share, its most preferred first."""
+    placed: dict[str, str] = {}
+    for replica in members:
+        kept = sorted((m for m, r in held.items() if r == replica), key=_by_preference_of(replica))
+        for model in kept[:capacity[replica]]:
+            placed[model] = replica
     return placed

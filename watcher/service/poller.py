@@ -1,228 +1,190 @@
-"""The poll loop's one job: call the tick, log its summary, keep the backoff and the outage state.
+"""One poll: call the tick over the watches it covers, log its summary, feed the probes and the backoff.
 
-* A failed poll (server down, 5xx, timeout) is a ``poll_failed`` event; the next ticks are skipped
-  until an exponential backoff has passed.
-* An unreachable tracking server is an outage, said once: ``tracking_server_unreachable`` (error)
-  at its start, ``tracking_server_recovered`` (info, ``outage_seconds``) at its end; the failed
-  polls in between are ``poll_failed`` at debug.
-* :meth:`Poller.request_tick` (a webhook delivery, a tick that found work) starts a tick at once:
-  right away when idle, or straight after the tick in hand, never two at a time.
-* With ``discover``, experiments are searched for the tag every ``discover.interval_seconds``
-  (before a tick, never during one); :meth:`Poller.watches` is the effective watch set. A failed
-  search keeps the watches found before (``discovery_failed``).
-* A reload (SIGHUP, ``watcher.service.reload``) is applied at the start of a poll, so the tick in
-  hand always finishes under the config it started with.
+The parts it works with are given to it (:class:`Poller`'s constructor) and stay its own:
+
+* :class:`PollState`: what the process keeps across a reload (the tick's ``Session``, the
+  :class:`~watcher.service.backoff.Backoff`, the :class:`~watcher.service.ticks.TickRequests`, the
+  watches found by discovery, the stop event). A reload builds a new poller over the same state.
+* the effective watch set (:class:`~watcher.service.watch_set.WatchSet`), searched for tagged
+  experiments before a tick of every watch, never during one;
+* optional: the ``ha`` :class:`~watcher.service.leader.Leader` (between ticks of every watch the
+  poller keeps this replica's share of the models, ``Leader.rebalance``), the scoring worker (None
+  scores inline in the tick: ``once`` and tests) and the probes' :class:`~watcher.service.health.Health`.
+
+:meth:`Poller.poll` runs one tick, then again while ticks were asked for during it (a webhook
+delivery, a run event, a tick that found work), never two at a time.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
-from watcher.engine import Session, TickReport, reconcile_once
+from watcher.engine import Session, TickOptions, TickReport, reconcile_once
 from watcher.engine.discovery import Discovery
 from watcher.obs.logs import get_logger
 from watcher.scoring.worker import ScoringWorker
+from watcher.service.backoff import Backoff
 from watcher.service.health import Health, after_poll
 from watcher.service.leader import Leader
+from watcher.service.ticks import TickRequests
+from watcher.service.watch_set import WatchSet
 from watcher.store.errors import is_unreachable
 
 log = get_logger("watcher.daemon")
 
 
-@dataclass
-class Backoff:
-    """Consecutive poll failures and when the next poll may run (monotonic seconds)."""
+@dataclass(frozen=True)
+class PollState:
+    """The parts a poller keeps across a reload; built once per process."""
 
-    failures: int = 0
-    not_before: float = 0.0
-
-
-@dataclass
-class Poller:
-    """Calls the tick, logs its summary and keeps the backoff; used by the scheduler job."""
-
-    client: MlflowClient
-    config: WatcherConfig
-    stop: threading.Event = field(default_factory=threading.Event)
     session: Session = field(default_factory=Session)
+    requests: TickRequests = field(default_factory=TickRequests)
     backoff: Backoff = field(default_factory=Backoff)
-    kick: Callable[[], None] | None = None
-    """Set by the daemon: makes the scheduler run :meth:`poll` now (None outside the daemon)."""
-    leader: Leader | None = None
-    """The ``ha`` lock holder; None acts on every watch (one replica)."""
-    scorer: ScoringWorker | None = None
-    """The scoring thread; None scores inline in the tick (``once`` and most tests)."""
-    outage_since: float | None = None
-    """Monotonic time of the first failed poll of a tracking-server outage in progress."""
-    _pending: threading.Event = field(default_factory=threading.Event)
-    _webhook_requests: int = 0
-    """Verified webhook deliveries that asked for a tick since the last tick started."""
-    _webhook_lock: threading.Lock = field(default_factory=threading.Lock)
-    health: Health | None = None
-    """Set by the daemon when ``http`` is on: the loop heartbeat and per-watch poll outcome."""
-    discovery: Discovery = field(default_factory=Discovery)
-    """The watches found by experiment tag (``discover``); empty without it."""
-    discover_at: float = 0.0
-    """Monotonic time of the next experiment search (0: at the next poll)."""
-    before_poll: Callable[[], object] | None = None
-    """Set by the daemon: applies a pending reload between ticks (None outside the daemon)."""
-    _scope: set[str] | None = None
-    """Experiments whose watches a requested tick is for (run events); None: every watch."""
-    _scope_lock: threading.Lock = field(default_factory=threading.Lock)
-    _full_due: float = 0.0
-    """Monotonic time the next tick of every watch is due; before it, a run event ticks only its watches."""
+    found: Discovery = field(default_factory=Discovery)
+    """The watches found by experiment tag (``discover``)."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set on SIGTERM/SIGINT: the tick finishes the run in hand and no other starts."""
+
+
+@dataclass(frozen=True)
+class _TickResult:
+    """How one tick ended: its report (None when the tick itself raised), the error text, and
+    whether the tracking server was unreachable."""
+
+    report: TickReport | None
+    error: str = ""
+    unreachable: bool = False
+
+    @property
+    def good(self) -> bool:
+        return self.report is not None and not self.report.poll_failed
+
+
+class Poller:
+    """Calls the tick for the scheduler job (or ``once``); thread-safe for :meth:`request_tick`."""
+
+    def __init__(self, client: MlflowClient, config: WatcherConfig, *, leader: Leader | None = None,
+                 scorer: ScoringWorker | None = None, health: Health | None = None,
+                 watches: WatchSet | None = None, state: PollState | None = None) -> None:
+        self._client = client
+        self._config = config
+        self._leader = leader
+        """The ``ha`` lock holder; None acts on every watch (one replica)."""
+        self._scorer = scorer
+        """The scoring thread; None scores inline in the tick."""
+        self._health = health
+        """The loop heartbeat and per-watch poll outcome, when ``http`` is on."""
+        self._state = state if state is not None else PollState()
+        self._watches = watches if watches is not None else WatchSet(config, self._state.found)
+
+    @property
+    def leader(self) -> Leader | None:
+        return self._leader
+
+    @property
+    def backoff(self) -> Backoff:
+        return self._state.backoff
+
+    @property
+    def discovery(self) -> Discovery:
+        """The watches found by experiment tag (``source_of`` says where a watch comes from)."""
+        return self._watches.found
 
     def watches(self) -> list[WatchConfig]:
         """The effective watch set: configured, then discovered (an explicit entry wins)."""
-        return self.discovery.watches(self.config)
-
-    def watch_for(self, model_name: str) -> WatchConfig | None:
-        """The first effective watch of ``model_name`` (the scoring worker's lookup)."""
-        return next((w for w in self.watches() if w.model_name == model_name), None)
+        return self._watches.watches()
 
     def discover(self, force: bool = False) -> None:
         """Search experiments for the discovery tag when due (or ``force``); errors keep the old set."""
-        if self.config.discover is None:
-            if self.discovery.found:
-                self.discovery.refresh(self.client, self.config)  # the block was removed: drop them
-            return
-        if not force and time.monotonic() < self.discover_at:
-            return
-        self.discover_at = time.monotonic() + self.config.discover.interval_seconds
-        try:
-            self.discovery.refresh(self.client, self.config)
-        except Exception as exc:  # noqa: BLE001 - the loop survives; the watches found before stay
-            (log.debug if is_unreachable(exc) else log.warning)(
-                "discovery_failed", error=f"{type(exc).__name__}: {exc}",
-                hint="the watches found before stay in force; searched again next interval")
-            return
-        self.session.experiment_ids.update(self.discovery.experiment_ids())
+        if self._watches.refresh(self._client, force):
+            self._state.session.experiments.remember(self._client, self._watches.found.experiment_ids())
 
     def request_tick(self, reason: str, experiments: Iterable[str] | None = None) -> None:
-        """Ask for a tick as soon as possible; thread-safe, and requests during a tick coalesce.
-
-        ``experiments`` (a run event) limits it to the watches of those experiments, unless a tick of
-        every watch is due or also asked for."""
-        names = None if experiments is None else set(experiments)
-        log.debug("tick_requested", reason=reason, experiments=sorted(names) if names is not None else None)
-        if reason.startswith("webhook:"):
-            with self._webhook_lock:
-                self._webhook_requests += 1
-        self._request(names)
-        if self.kick is not None:
-            self.kick()
-
-    def _request(self, names: set[str] | None) -> None:
-        with self._scope_lock:
-            if not self._pending.is_set():
-                self._scope = names
-            elif self._scope is not None:
-                self._scope = None if names is None else self._scope | names
-            self._pending.set()
-
-    def asked_for(self, experiment: str) -> bool:
-        """Whether a run event for ``experiment`` is waiting (it came during the tick in hand)."""
-        with self._scope_lock:
-            return self._pending.is_set() and self._scope is not None and experiment in self._scope
-
-    def _take_scope(self) -> set[str] | None:
-        """What the next tick covers (None: every watch), and clear the request."""
-        with self._scope_lock:
-            scope = self._scope if self._pending.is_set() else None
-            self._pending.clear()
-            self._scope = None
-        return None if time.monotonic() >= self._full_due else scope
+        """Ask for a tick as soon as possible (``TickRequests.request``)."""
+        self._state.requests.request(reason, experiments)
 
     def poll(self) -> TickReport | None:
         """One scheduled poll, repeated while ticks were requested during it."""
-        if self.health is not None:
-            self.health.beat()
-        if self.before_poll is not None:
-            self.before_poll()
+        if self._health is not None:
+            self._health.beat()
         report = self._poll_once()
-        while self._pending.is_set() and not self.stop.is_set() and report is not None and not report.poll_failed:
+        while self._state.requests.pending() and not self._state.stop.is_set() and report is not None \
+                and not report.poll_failed:
             again = self._poll_once()
             report = report if again is None else report.then(again)
         return report
 
     def _poll_once(self) -> TickReport | None:
         """One poll; returns None when skipped for backoff or shutdown."""
-        scope = self._take_scope()
-        if self.stop.is_set() or time.monotonic() < self.backoff.not_before:
+        scope = self._state.requests.take()
+        if self._state.stop.is_set() or self._state.backoff.waiting():
             return None
-        with self._webhook_lock:
-            deliveries, self._webhook_requests = self._webhook_requests, 0
+        deliveries = self._state.requests.take_deliveries()
         if deliveries:  # one line per tick however many deliveries asked for it (each is logged at debug)
             log.info("webhook_tick", deliveries=deliveries)
-        if self.health is not None:
-            self.health.poll_started()
-        report: TickReport | None = None
+        if self._health is not None:
+            self._health.poll_started()
+        result = self._tick(self._covered(scope), scope)
+        after_poll(self._client, result.report, result.unreachable, self._health)
+        if result.good:
+            assert result.report is not None
+            self._state.backoff.succeeded()
+            _summary(result.report)
+            if any(w.registered or w.rejected for w in result.report.watches):  # work found: look again at once
+                self._state.requests.again(scope)  # the poll loop runs it right after this one
+        else:
+            self._state.backoff.failed(result.error, result.unreachable, self._config.retry)
+        return result.report
+
+    def _covered(self, scope: set[str] | None) -> list[WatchConfig]:
+        """The watches this tick covers; a tick of every watch first searches for tagged
+        experiments and keeps this replica's share of the models."""
         self.discover()
         watches = self.watches()
-        if scope is None:
-            self._full_due = time.monotonic() + self.config.poll_interval_seconds * 0.9
-            self._share_models(watches)
-            if self.health is not None:
-                self.health.set_models([w.model_name for w in watches])
-        else:
-            watches = [w for w in watches if w.experiment in scope]
-        try:
-            report = reconcile_once(self.client, self.config, session=self.session, stop=self.stop,
-                                    leader=self.leader, scorer=self.scorer.submit if self.scorer else None,
-                                    watches=watches, scan=scope is None, asked=self.asked_for)
-        except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
-            error = f"{type(exc).__name__}: {exc}"
-            unreachable = is_unreachable(exc)
-        else:
-            error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
-            unreachable = report.unreachable
-        finally:
-            if self.health is not None:
-                self.health.poll_finished(report, failed=report is None and not self.stop.is_set())
-        after_poll(self.client, report, unreachable, self.health)
-        if report is not None and not report.poll_failed:
-            if self.outage_since is not None:
-                log.info("tracking_server_recovered", outage_seconds=round(time.monotonic() - self.outage_since, 1),
-                         failed_polls=self.backoff.failures)
-                self.outage_since = None
-            elif self.backoff.failures:
-                log.info("poll_recovered", after_failures=self.backoff.failures)
-            self.backoff = Backoff()
-            self._summary(report)
-            if any(w.registered or w.rejected for w in report.watches):  # work found: look again at once
-                self._request(scope)  # the poll loop runs it right after this one
-            return report
-        self.backoff.failures += 1
-        delay = self.config.retry.delay(self.backoff.failures)
-        self.backoff.not_before = time.monotonic() + delay
-        if unreachable and self.outage_since is None:
-            self.outage_since = time.monotonic()
-            log.error("tracking_server_unreachable", error=error, retry_in_seconds=delay,
-                      hint="polling goes on with backoff; nothing is lost, runs are picked up on return")
-        level = log.debug if unreachable else (log.error if self.backoff.failures == 1 else log.warning)
-        level("poll_failed", error=error, consecutive_failures=self.backoff.failures, retry_in_seconds=delay)
-        return report
+        if scope is not None:
+            return [w for w in watches if w.experiment in scope]
+        self._state.requests.full_tick_started(self._config.poll_interval_seconds)
+        self._share_models(watches)
+        if self._health is not None:
+            self._health.set_models([w.model_name for w in watches])
+        return watches
 
-    @staticmethod
-    def _summary(report: TickReport) -> None:
-        registered = sum(len(w.registered) for w in report.watches)
-        rejected = sum(len(w.rejected) for w in report.watches)
-        scored = sum(len(w.scored) for w in report.watches)
-        queued = sum(len(w.queued) for w in report.watches)
-        level = log.info if registered or rejected or scored or queued else log.debug
-        level("poll_completed", registered=registered, rejected=rejected, scored=scored, scoring_queued=queued,
-              ok=report.ok)
+    def _tick(self, watches: list[WatchConfig], scope: set[str] | None) -> _TickResult:
+        """The engine's tick; anything it raises but shutdown is an outcome, never the loop's end."""
+        report: TickReport | None = None
+        try:
+            report = reconcile_once(self._client, self._config, session=self._state.session, leader=self._leader,
+                                    options=TickOptions(stop=self._state.stop,
+                                                        scorer=self._scorer.submit if self._scorer else None,
+                                                        watches=watches, scan=scope is None,
+                                                        asked=self._state.requests.asked_for))
+        except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
+            return _TickResult(None, f"{type(exc).__name__}: {exc}", is_unreachable(exc))
+        finally:
+            if self._health is not None:
+                self._health.poll_finished(report, failed=report is None and not self._state.stop.is_set())
+        error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
+        return _TickResult(report, error, report.unreachable)
 
     def _share_models(self, watches: Sequence[WatchConfig]) -> None:
         """Between ticks, with ``ha``: keep this replica's share of the models (``Leader.rebalance``)."""
-        if self.leader is None or not self.leader.member:
+        if self._leader is None or not self._leader.member:
             return
-        scorer = self.scorer
-        self.leader.rebalance([w.model_name for w in watches],
-                              busy=lambda model: scorer is not None and scorer.has(model))
+        scorer = self._scorer
+        self._leader.rebalance([w.model_name for w in watches],
+                               busy=lambda model: scorer is not None and scorer.has(model))
+
+
+def _summary(report: TickReport) -> None:
+    registered = sum(len(w.registered) for w in report.watches)
+    rejected = sum(len(w.rejected) for w in report.watches)
+    scored = sum(len(w.scored) for w in report.watches)
+    queued = sum(len(w.queued) for w in report.watches)
+    level = log.info if registered or rejected or scored or queued else log.debug
+    level("poll_completed", registered=registered, rejected=rejected, scored=scored, scoring_queued=queued,
+          ok=report.ok)

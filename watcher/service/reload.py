@@ -1,8 +1,9 @@
 """Reload on SIGHUP: re-read the config file between ticks, keep what did not change.
 
-The signal handler only sets a flag and asks for a poll (:meth:`Reloader.request`); the poller
-calls :meth:`Reloader.apply_pending` at the start of its next poll, so the tick in hand finishes
-under the config it started with and no two ticks ever overlap.
+The signal handler only sets a flag and asks for a poll (:meth:`Reloader.request`); the process
+(``watcher.service.process``) calls :meth:`Reloader.apply_pending` at the start of its next poll,
+so the tick in hand finishes under the config it started with and no two ticks ever overlap. The
+process rebuilds its parts from the new config (``Process`` in ``watcher.service.process``).
 
 * A valid file takes effect: ``config_reloaded`` (info, ``watches`` = the configured watches,
   ``changed`` = the top-level keys that differ). The poll interval is rescheduled, the discovery
@@ -32,37 +33,34 @@ def changed_blocks(old: WatcherConfig, new: WatcherConfig) -> list[str]:
 
 
 class Reloader:
-    """A pending SIGHUP and how to apply it; ``apply`` is the daemon's (it owns the parts)."""
+    """A pending SIGHUP for one config file; the process applies it (it owns the parts)."""
 
-    def __init__(self, path: str | Path, apply: Callable[[WatcherConfig, list[str]], None],
-                 current: Callable[[], WatcherConfig]) -> None:
-        self.path = Path(path)
-        self._apply = apply
-        self._current = current
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
         self._pending = threading.Event()
 
     def request(self) -> None:
         """From the signal handler: remember the reload (applied before the next tick)."""
         self._pending.set()
 
-    def apply_pending(self) -> bool:
-        """Between ticks: read the file and apply it when valid; True when a new config took effect."""
+    def apply_pending(self, current: WatcherConfig, apply: Callable[[WatcherConfig, list[str]], None]) -> bool:
+        """Between ticks: read the file and, when valid, ``apply(new, changed)`` over ``current``;
+        True when a new config took effect."""
         if not self._pending.is_set():
             return False
         self._pending.clear()
         try:
-            new = load_config(self.path)
+            new = load_config(self._path)
         except ConfigError as exc:
-            log.error("config_reload_failed", error=str(exc), config=str(self.path),
+            log.error("config_reload_failed", error=str(exc), config=str(self._path),
                       hint="the previous config stays in force; fix the file and send SIGHUP again")
             return False
-        old = self._current()
-        changed = changed_blocks(old, new)
+        changed = changed_blocks(current, new)
         try:
-            self._apply(new, changed)
+            apply(new, changed)
         except Exception as exc:  # noqa: BLE001 - a part that could not restart: said, and the daemon goes on
-            log.error("config_reload_failed", error=f"{type(exc).__name__}: {exc}", config=str(self.path),
+            log.error("config_reload_failed", error=f"{type(exc).__name__}: {exc}", config=str(self._path),
                       hint="the new config is in force for polling; the part named failed to restart")
             return False
-        log.info("config_reloaded", watches=len(new.watches), changed=changed, config=str(self.path))
+        log.info("config_reloaded", watches=len(new.watches), changed=changed, config=str(self._path))
         return True

@@ -58,7 +58,7 @@ def signature_valid(secret: str, delivery_id: str, timestamp: str, body: bytes, 
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryOutcome:
     """The HTTP answer to one delivery: status code and a small JSON body (never the secret)."""
 
     status: int
@@ -120,33 +120,41 @@ class Receiver:
         that is refused as stale anyway), so no number of newer deliveries can push it out."""
         self._lock = threading.Lock()
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
+    def handle(self, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
         """Verify and act on one delivery; ``headers`` keys are lower case. Never raises."""
         delivery_id = headers.get(DELIVERY_ID_HEADER, "")
-        timestamp = headers.get(TIMESTAMP_HEADER, "")
-        signature = headers.get(SIGNATURE_HEADER, "")
+        refused = self._verify(delivery_id, headers.get(TIMESTAMP_HEADER, ""), headers.get(SIGNATURE_HEADER, ""), body)
+        if refused is not None:
+            return refused
+        payload = parse_payload(body)
+        if payload is None:
+            return self._refuse(400, "body is not an MLflow webhook payload", delivery_id)
+        if not self._first_time(delivery_id, int(headers[TIMESTAMP_HEADER]) + self._tolerance):
+            log.debug("webhook_duplicate", delivery_id=delivery_id)
+            return DeliveryOutcome(200, "duplicate delivery")
+        if payload.entity == "run":
+            return self._run_event(delivery_id, payload)
+        return self._alias_event(delivery_id, payload)
+
+    def _verify(self, delivery_id: str, timestamp: str, signature: str, body: bytes) -> DeliveryOutcome | None:
+        """The refusal of a delivery that is not MLflow's, signed with our secret, now; None when it is."""
         if not (delivery_id or timestamp or signature):
             return self._refuse(401, "missing signature headers", delivery_id)
         if not delivery_id or not timestamp:
             return self._refuse(400, "missing delivery id or timestamp header", delivery_id)
         if not TIMESTAMP.fullmatch(timestamp):
             return self._refuse(400, "timestamp is not an integer", delivery_id)
-        sent = int(timestamp)
-        age = self._clock() - sent
+        age = self._clock() - int(timestamp)
         if abs(age) > self._tolerance:
             return self._refuse(400, "timestamp outside the accepted window", delivery_id, age_seconds=round(age))
         if not signature:
             return self._refuse(401, "missing signature", delivery_id)
         if not signature_valid(self._secret, delivery_id, timestamp, body, signature):
             return self._refuse(401, "invalid signature", delivery_id)
-        payload = parse_payload(body)
-        if payload is None:
-            return self._refuse(400, "body is not an MLflow webhook payload", delivery_id)
-        if not self._first_time(delivery_id, sent + self._tolerance):
-            log.debug("webhook_duplicate", delivery_id=delivery_id)
-            return Outcome(200, "duplicate delivery")
-        if payload.entity == "run":
-            return self._run_event(delivery_id, payload)
+        return None
+
+    def _alias_event(self, delivery_id: str, payload: Payload) -> DeliveryOutcome:
+        """An alias event: a tick when it moves a watched model's production (or policed staging) alias."""
         data = payload.data
         relevant = (payload.entity == "model_version_alias" and data.name is not None
                     and data.alias in self.watched().get(data.name, ()))
@@ -154,9 +162,9 @@ class Receiver:
                   model_name=data.name, alias=data.alias, version=data.version, tick_requested=relevant)
         if relevant:
             self._request_tick(f"webhook:{payload.entity}.{payload.action}")
-        return Outcome(200, "tick requested" if relevant else "accepted", relevant)
+        return DeliveryOutcome(200, "tick requested" if relevant else "accepted", relevant)
 
-    def _run_event(self, delivery_id: str, payload: Payload) -> Outcome:
+    def _run_event(self, delivery_id: str, payload: Payload) -> DeliveryOutcome:
         """``run.finished`` (``plugins/mlflow-run-events``): a tick for the watches of that experiment only."""
         data = payload.data
         experiments: list[str] = []
@@ -167,7 +175,7 @@ class Receiver:
                   status=data.status, experiments=experiments, tick_requested=bool(experiments))
         if experiments:
             self._request_tick("webhook:run.finished", experiments)
-        return Outcome(200, "tick requested" if experiments else "accepted", bool(experiments))
+        return DeliveryOutcome(200, "tick requested" if experiments else "accepted", bool(experiments))
 
     def watched(self) -> dict[str, set[str]]:
         """Model -> its aliases a delivery may concern: production always; staging when policed."""
@@ -194,6 +202,6 @@ class Receiver:
             return True
 
     @staticmethod
-    def _refuse(status: int, reason: str, delivery_id: str, **extra: object) -> Outcome:
+    def _refuse(status: int, reason: str, delivery_id: str, **extra: object) -> DeliveryOutcome:
         log.warning("webhook_refused", status=status, reason=reason, delivery_id=delivery_id or None, **extra)
-        return Outcome(status, reason)
+        return DeliveryOutcome(status, reason)

@@ -1,0 +1,183 @@
+"""The composition root: the whole daemon built from the validated config, in one place.
+
+:func:`build_process` makes the parts that live as long as the process (the scheduler, the poll
+state, the reloader); :meth:`Process._build` makes the parts one config asks for, each given its
+collaborators in its constructor:
+
+* the tracking ``client`` (the CLI's), the ``ha`` :class:`~watcher.service.leader.Leader`;
+* the effective :class:`~watcher.service.watch_set.WatchSet` (configured and discovered watches);
+* with ``http``: the probes' :class:`~watcher.service.health.Health` and the
+  :class:`~watcher.service.http.HttpServer`, with the webhook
+  :class:`~watcher.service.webhooks.Receiver` and its
+  :class:`~watcher.service.run_events.RunEventRouter` when ``http.webhook_secret`` is set;
+* the :class:`~watcher.scoring.worker.ScoringWorker` when any watch or profile scores;
+* the :class:`~watcher.service.poller.Poller` that the scheduler's job calls.
+
+A reload (SIGHUP, ``watcher.service.reload``) is applied between ticks: the parts the new config
+replaces are stopped and :meth:`Process._build` runs again; the client, the leader (its lock
+connection) and the HTTP server are kept when their blocks did not change, the scoring worker is
+always restarted, and the new watch set searches for tagged experiments at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine import TickReport
+from watcher.obs.logs import get_logger
+from watcher.scoring.engines import stop_engines
+from watcher.scoring.worker import ScoringWorker
+from watcher.service.health import Health
+from watcher.service.http import HttpServer, build_app
+from watcher.service.leader import Leader, make_leader
+from watcher.service.poller import Poller, PollState
+from watcher.service.reload import Reloader
+from watcher.service.run_events import RunEventRouter
+from watcher.service.ticks import PollScheduler, TickRequests
+from watcher.service.watch_set import WatchSet
+from watcher.service.webhooks import Receiver
+from watcher.store.client import make_client
+
+log = get_logger("watcher.daemon")
+
+
+class ServeError(RuntimeError):
+    """The HTTP server could not listen at start-up (the daemon exits 1)."""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What one config builds."""
+
+    config: WatcherConfig
+    client: MlflowClient
+    leader: Leader | None
+    watches: WatchSet
+    scorer: ScoringWorker | None
+    health: Health | None
+    http: HttpServer | None
+    poller: Poller
+
+
+def build_process(config: WatcherConfig, config_path: str | Path | None = None, *,
+                  client: MlflowClient | None = None, stop: threading.Event | None = None) -> Process:
+    """The daemon, from the validated config. ``config_path``: SIGHUP re-reads it; ``stop``: set
+    by the signal handlers. Raises :class:`ServeError` when the HTTP server cannot listen."""
+    scheduler = PollScheduler(config.poll_interval_seconds)
+    state = PollState(requests=TickRequests(kick=scheduler.kick), stop=stop or threading.Event())
+    reloader = Reloader(config_path) if config_path is not None else None
+    return Process(config, client or make_client(config), state, scheduler, reloader)
+
+
+class Process:
+    """The running daemon: the scheduler calls :meth:`poll` until the stop event is set."""
+
+    def __init__(self, config: WatcherConfig, client: MlflowClient, state: PollState, scheduler: PollScheduler,
+                 reloader: Reloader | None) -> None:
+        self._state = state
+        self._scheduler = scheduler
+        self._reloader = reloader
+        leader = make_leader(config)
+        try:
+            self._parts = self._build(config, client, leader, served=None)
+        except RuntimeError as exc:  # the HTTP server could not listen
+            if leader is not None:
+                leader.close()
+            raise ServeError(str(exc)) from exc
+
+    def _build(self, config: WatcherConfig, client: MlflowClient, leader: Leader | None,
+               served: tuple[Health | None, HttpServer | None] | None) -> Parts:
+        """Every part of one config, given the client and the leader; ``served``: the HTTP side kept."""
+        watches = WatchSet(config, self._state.found)
+        health, http = served if served is not None else self._serve(config, leader)
+        scorer = _start_scorer(config, leader, watches)
+        poller = Poller(client, config, leader=leader, scorer=scorer, health=health, watches=watches,
+                        state=self._state)
+        return Parts(config, client, leader, watches, scorer, health, http, poller)
+
+    def _serve(self, config: WatcherConfig, leader: Leader | None) -> tuple[Health | None, HttpServer | None]:
+        """The ``http`` block, if any: probes, metrics and the webhook receiver, listening."""
+        if config.http is None:
+            return None, None
+        health = Health.for_config(config, leader)
+        router = RunEventRouter(lambda: self._parts.client, self.watches)
+        receiver = (Receiver(config, self._state.requests.request, watches=self.watches, run_events=router)
+                    if config.http.webhook_secret is not None else None)
+        server = HttpServer(build_app(health, config.http, receiver), config.http)
+        server.start()  # RuntimeError when it cannot listen
+        log.info("http_listening", host=config.http.host, port=server.port, webhooks=receiver is not None)
+        return health, server
+
+    def watches(self) -> list[WatchConfig]:
+        """The effective watch set now (the webhook receiver's and the run-event router's view)."""
+        return self._parts.watches.watches()
+
+    def poll(self) -> TickReport | None:
+        """The scheduler's job: apply a pending reload (between ticks), then poll."""
+        if self._reloader is not None:
+            self._reloader.apply_pending(self._parts.config, self._reload)
+        return self._parts.poller.poll()
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file before the next tick, which is asked for now."""
+        if self._reloader is not None:
+            self._reloader.request()
+            self._state.requests.request("reload")
+
+    def run(self) -> int:
+        """Poll until the stop event is set (SIGTERM/SIGINT), then stop every part in order; returns 0."""
+        config = self._parts.config
+        log.info("watcher_started", tracking_uri=config.tracking_uri, watches=len(config.watches),
+                 poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None,
+                 http=config.http is not None, discover=config.discover is not None)
+        self._scheduler.start(self.poll)
+        try:
+            while not self._state.stop.wait(1.0):
+                pass
+        finally:
+            self._scheduler.shutdown()
+            parts = self._parts
+            if parts.scorer is not None:
+                parts.scorer.stop()  # the scoring in hand finishes; its record is written before we exit
+            if parts.leader is not None:
+                parts.leader.close()
+            if parts.http is not None:
+                parts.http.stop()
+            stop_engines()  # the Spark session (JVM and workers), if one was ever started
+        log.info("watcher_stopped")
+        return 0
+
+    def _reload(self, new: WatcherConfig, changed: list[str]) -> None:
+        """Put a reloaded config in force (on the poll thread, between ticks: no registration in hand)."""
+        old = self._parts
+        if "ha" in changed and old.leader is not None:
+            old.leader.close()
+        if old.scorer is not None:
+            old.scorer.stop()
+        if "http" in changed and old.http is not None:
+            old.http.stop()
+        if "poll_interval_seconds" in changed:
+            self._scheduler.reschedule(new.poll_interval_seconds)
+        client = make_client(new) if "tracking_uri" in changed or "registry_uri" in changed else old.client
+        leader = make_leader(new) if "ha" in changed else old.leader
+        served = None if "http" in changed else (old.health, old.http)
+        try:
+            self._parts = self._build(new, client, leader, served)
+        except RuntimeError:  # the HTTP server could not listen: the new config is in force for polling
+            self._parts = self._build(new, client, leader, (None, None))
+            raise  # config_reload_failed, naming it
+
+
+def _start_scorer(config: WatcherConfig, leader: Leader | None, watches: WatchSet) -> ScoringWorker | None:
+    """The scoring thread, when any watch or profile scores (discovered watches take profiles), with
+    its own client, as configured for the daemon."""
+    if not any(w.scoring is not None for w in config.watches) and not any(
+            p.scoring is not None for p in config.profiles.values()):
+        return None
+    return ScoringWorker(make_client(config), config, leading=leader.holds if leader else None,
+                         lookup=watches.watch_for).start()
