@@ -15,7 +15,7 @@ from helpers import staging, train
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
-from watcher.engine import Session, reconcile_once
+from watcher.engine import Session, TickOptions, reconcile_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)]
 
@@ -123,7 +123,7 @@ def test_a_run_event_tick_puts_only_the_registration_between_run_end_and_staging
         return original(host_creds, endpoint, method, *args, **kwargs)
 
     monkeypatch.setattr(rest_utils, "http_request", recording)
-    report = reconcile_once(client, config, session=session, scan=False)
+    report = reconcile_once(client, config, session=session, options=TickOptions(scan=False))
     monkeypatch.setattr(rest_utils, "http_request", original)
     assert [r for r, _v in report.watches[0].registered] == [run_id]
     assert staging(client, names["model"]) == report.watches[0].registered[0][1]

@@ -1,7 +1,9 @@
 """What one tick did: plain dataclasses at the bottom of the import graph.
 
-The engine fills them, production reconciliation appends to them, and the daemon, the CLI and the
-metrics read them; none of those modules import each other for it.
+They are the tick's one output: the engine adds to a watch's report on the tick's thread only (the
+steps of a tick return frozen values, and ``runs.decide_page`` records each as it comes; production
+reconciliation appends what it did), and the daemon, the CLI and the metrics read them; none of
+those modules import each other for it.
 """
 
 from __future__ import annotations

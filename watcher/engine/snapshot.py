@@ -26,9 +26,10 @@ from mlflow.exceptions import MlflowException
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.obs.logs import get_logger
-from watcher.store import audit, batch_reads, experiments, registry
+from watcher.store import audit, batch_reads, registry
 from watcher.store.audit import AuditEntry, AuditTrail
 from watcher.store.cursors import read_cursor
+from watcher.store.experiments import ExperimentIds
 from watcher.store.search import SearchSupport
 
 log = get_logger("watcher.engine")
@@ -120,25 +121,14 @@ class Snapshot:
         return exp_id is None or self.busy is None or exp_id in self.busy
 
 
-def experiment_id(client: MlflowClient, name: str, ids: dict[str, str]) -> str | None:
-    """The id of a watched experiment, remembered in ``ids`` once found (ids never change)."""
-    if name not in ids:
-        found = experiments.find(client, name)
-        if found is None:
-            return None
-        ids[name] = found
-    return ids[name]
-
-
-def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchConfig], ids: dict[str, str],
+def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchConfig], known: ExperimentIds,
              support: SearchSupport, cache: AuditCache, *, scan: bool = True) -> Snapshot:
     """Read the fleet: models, experiments with work, new audit entries (a fixed number of requests).
 
     ``scan`` False (a run event: its watches are known to have work) skips the search for
     experiments with work, so every watch searches its own runs at once. The audit trail is read
     lazily, at the tick's first alias step (:meth:`AuditCache.expire`)."""
-    for watch in watches:
-        experiment_id(client, watch.experiment, ids)
+    ids = {w.experiment: found for w in watches if (found := known.find(client, w.experiment)) is not None}
     models = batch_reads.models_by_name(client, {w.model_name for w in watches})
     busy = _busy(client, config, watches, models, ids, support) if scan else None
     cache.expire(config.audit_experiment)

@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
@@ -39,116 +38,106 @@ from structlog.contextvars import bound_contextvars
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.production import Handoff, reconcile_production
 from watcher.engine.report import TickReport, WatchReport
-from watcher.engine.snapshot import AuditCache, Snapshot, snapshot
+from watcher.engine.session import Leader, Session, WatchContext, always
+from watcher.engine.snapshot import Snapshot, snapshot
 from watcher.engine.watch import reconcile_watch
 from watcher.obs import metrics
 from watcher.obs.logs import get_logger
 from watcher.store.errors import is_unreachable
 from watcher.store.migration import migrate_legacy
 from watcher.store.registry import CrashHook, ensure_registered_model, get_model, no_crash, tags_of
-from watcher.store.search import SearchSupport
 
 log = get_logger("watcher.engine")
 
 
-class Leader(Protocol):
-    """The ``ha`` lock holder as the engine sees it (``watcher.service.leader`` implements it)."""
+@dataclass(frozen=True)
+class TickOptions:
+    """How the daemon runs a tick; the defaults are ``once``'s (every configured watch, scored inline)."""
 
-    def acquire(self, model_name: str) -> bool:
-        """Before a watch: True when this replica holds (or just took) the model's lock."""
-        ...
-
-    def holds(self, model_name: str) -> bool:
-        """Right before a write: True while the model's lock is held."""
-        ...
-
-
-@dataclass
-class Session:
-    """In-memory memo kept across ticks by one process. Losing it (a restart) loses nothing."""
-
-    experiment_ids: dict[str, str] = field(default_factory=dict)
-    warned_missing: set[str] = field(default_factory=set)
-    search: SearchSupport = field(default_factory=SearchSupport)
-    end_times: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Model -> version -> its run's end time (immutable facts), so staging checks cost no request."""
-    migrated: set[tuple[str, str]] = field(default_factory=set)
-    """(model, alias) pairs whose legacy history tag was checked (the migration runs once per process)."""
-    audit: AuditCache = field(default_factory=AuditCache)
-    """The newest audit entries per (model, alias), so a settled alias costs no request."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set at shutdown: the tick stops between watches and between runs."""
+    scorer: Handoff | None = None
+    """Hands a production move that needs scoring to the scoring worker (None scores inline)."""
+    watches: Sequence[WatchConfig] | None = None
+    """The effective watch set (configured and discovered); None: ``config.watches``."""
+    scan: bool = True
+    """False (a run event for these watches) skips the fleet search for experiments with work:
+    each watch searches its own runs straight away."""
+    asked: Callable[[str], bool] | None = None
+    """``asked(experiment)`` (the daemon's run events) is True when a run of that experiment
+    finished after the fleet was read: its watch then searches even though the snapshot saw
+    nothing, so a run event never waits for the tick in hand."""
 
 
 def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Session | None = None,
-                   now: float | None = None, stop: threading.Event | None = None,
-                   crash: CrashHook = no_crash, leader: Leader | None = None,
-                   scorer: Handoff | None = None,
-                   watches: Sequence[WatchConfig] | None = None, scan: bool = True,
-                   asked: Callable[[str], bool] | None = None) -> TickReport:
+                   now: float | None = None, crash: CrashHook = no_crash, leader: Leader | None = None,
+                   options: TickOptions | None = None) -> TickReport:
     """One full pass over every watch. ``now`` is epoch seconds (injected by tests).
 
-    ``leader`` (the ``ha`` block) gates each watch on its lock; ``scorer`` hands a model whose
-    production change needs scoring to the scoring worker (None scores inline, as ``once`` does).
-    ``watches`` is the effective watch set (configured and discovered); default ``config.watches``.
-    ``scan`` False (a run event for these watches) skips the fleet search for experiments with
-    work: each watch searches its own runs straight away. ``asked(experiment)`` (the daemon's run
-    events) is True when a run of that experiment finished after the fleet was read: its watch then
-    searches even though the snapshot saw nothing, so a run event never waits for the tick in hand.
+    ``leader`` (the ``ha`` block) gates each watch on its lock; ``crash`` is called at the named
+    crash points (tests); ``options`` are the daemon's (:class:`TickOptions`).
     """
     session = session or Session()
-    stop = stop or threading.Event()
-    watches = list(config.watches if watches is None else watches)
+    options = options or TickOptions()
+    watches = list(config.watches if options.watches is None else options.watches)
     report = TickReport()
     try:
-        snap = snapshot(client, config, watches, session.experiment_ids, session.search, session.audit, scan=scan)
+        snap = snapshot(client, config, watches, session.experiments, session.search, session.audit, scan=options.scan)
     except Exception as exc:  # noqa: BLE001 - the fleet read failed: every watch failed with it
-        _all_failed(report, watches, exc)
+        _fleet_read_failed(report, watches, exc)
         return report
     for watch in watches:
-        if stop.is_set():
+        if options.stop.is_set():
             report.stopped_early = True
             break
-        wr = WatchReport(watch.model_name, watch.experiment)
-        report.watches.append(wr)
-        if leader is None:
-            metrics.set_leader(watch.model_name, True)
-        elif not leader.acquire(watch.model_name):
-            wr.standby = True
-            continue
-        leading = _holds(leader, watch.model_name)
-        with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
-            try:
-                _reconcile(client, config, watch, snap, session, wr, stop, crash, leader, leading, now, scorer,
-                           asked)
-            except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
-                _failed(wr, exc)
-    report.stopped_early = report.stopped_early or stop.is_set()
+        ctx = WatchContext(client, config, watch, crash, _holds(leader, watch.model_name), options.stop)
+        report.watches.append(_visit(ctx, snap, session, leader, options, now))
+    report.stopped_early = report.stopped_early or options.stop.is_set()
     return report
 
 
-def _reconcile(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, snap: Snapshot, session: Session,
-               wr: WatchReport, stop: threading.Event, crash: CrashHook, leader: Leader | None,
-               leading: Callable[[], bool], now: float | None, scorer: Handoff | None,
-               asked: Callable[[str], bool] | None = None) -> None:
+def _visit(ctx: WatchContext, snap: Snapshot, session: Session, leader: Leader | None, options: TickOptions,
+           now: float | None) -> WatchReport:
+    """One watch, when this replica holds its lock (always without ``ha``): what it did."""
+    watch = ctx.watch
+    wr = WatchReport(watch.model_name, watch.experiment)
+    if leader is None:
+        metrics.set_leader(watch.model_name, True)
+    elif not leader.acquire(watch.model_name):
+        wr.standby = True
+        return wr
+    with bound_contextvars(model_name=watch.model_name, experiment=watch.experiment):
+        try:
+            _reconcile(ctx, snap, session, wr, leader is not None, options, now)
+        except Exception as exc:  # noqa: BLE001 - one failing watch never stops the loop
+            _watch_failed(wr, exc)
+    return wr
+
+
+def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchReport, ha: bool,
+               options: TickOptions, now: float | None) -> None:
     """One watch: its candidates when it has any (or a run event came since the snapshot), then its production step."""
+    client, config, watch = ctx.client, ctx.config, ctx.watch
     model = snap.models.get(watch.model_name)
     if model is None:
         model = ensure_registered_model(client, watch.model_name)  # created (or refused: a prompt)
-    if snap.has_candidates(watch) or (asked is not None and asked(watch.experiment)):
-        if leader is not None:
+    if snap.has_candidates(watch) or (options.asked is not None and options.asked(watch.experiment)):
+        if ha:
             model = get_model(client, watch.model_name)  # read again under the lock: another replica may have moved on
-        reconcile_watch(client, config, watch, model, session, wr, stop, crash, leading)
+        reconcile_watch(ctx, model, session, wr)
         if wr.registered:
             session.audit.touch(watch.model_name, watch.staging_alias)  # the watcher's own staging move
-    if stop.is_set() or not leading():
+    if ctx.stop.is_set() or not ctx.leading():
         return
     if (watch.model_name, watch.production_alias) not in session.migrated:
         migrate_legacy(client, config.audit_experiment, watch.model_name, tags_of(model), watch.production_alias)
         session.migrated.add((watch.model_name, watch.production_alias))
     reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
-                         audit_experiment=config.audit_experiment, handoff=scorer, cache=session.audit)
+                         audit_experiment=config.audit_experiment, handoff=options.scorer, cache=session.audit)
 
 
-def _failed(wr: WatchReport, exc: Exception) -> None:
+def _watch_failed(wr: WatchReport, exc: Exception) -> None:
+    """The watch failed as a whole: its report says so; an outage is said once by the daemon, not here."""
     wr.errors.append(f"{type(exc).__name__}: {exc}")
     wr.poll_failed = True
     wr.unreachable = is_unreachable(exc)
@@ -156,7 +145,7 @@ def _failed(wr: WatchReport, exc: Exception) -> None:
     (log.debug if wr.unreachable else log.error)("watch_failed", error=str(exc), error_type=type(exc).__name__)
 
 
-def _all_failed(report: TickReport, watches: Sequence[WatchConfig], exc: Exception) -> None:
+def _fleet_read_failed(report: TickReport, watches: Sequence[WatchConfig], exc: Exception) -> None:
     """The fleet read failed: every watch failed with it (an outage is said once by the daemon)."""
     for watch in watches:
         wr = WatchReport(watch.model_name, watch.experiment, poll_failed=True, unreachable=is_unreachable(exc),
@@ -169,9 +158,5 @@ def _all_failed(report: TickReport, watches: Sequence[WatchConfig], exc: Excepti
 def _holds(leader: Leader | None, model_name: str) -> Callable[[], bool]:
     """The check before each write: the lock is still held (always true without ``ha``)."""
     if leader is None:
-        return _always
+        return always
     return lambda: leader.holds(model_name)
-
-
-def _always() -> bool:
-    return True

@@ -7,76 +7,76 @@ the lock is gone.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
-from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.entities.model_registry import RegisteredModel
 
-from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.report import WatchReport
-from watcher.engine.runs import WatchTick, decide_page
+from watcher.engine.runs import decide_page
+from watcher.engine.session import Session, WatchContext
+from watcher.engine.verdicts import RunVerdict
 from watcher.obs.logs import get_logger
-from watcher.store import experiments, registry
+from watcher.store import registry
 from watcher.store.cursors import read_cursor, save_cursor
-from watcher.store.registry import CrashHook
 from watcher.store.runs import is_candidate
-from watcher.store.search import candidate_pages
-
-if TYPE_CHECKING:
-    from watcher.engine.tick import Session
+from watcher.store.search import SearchSupport, candidate_pages
 
 log = get_logger("watcher.engine")
 
 
-def reconcile_watch(client: MlflowClient, config: WatcherConfig, watch: WatchConfig, model: RegisteredModel,
-                    session: Session, wr: WatchReport, stop: threading.Event, crash: CrashHook,
-                    leading: Callable[[], bool]) -> None:
-    """Decide every undecided candidate of ``watch`` since its cursor, then move the cursor."""
-    experiment_id = _experiment_id(client, watch.experiment, session)
+def reconcile_watch(ctx: WatchContext, model: RegisteredModel, session: Session, report: WatchReport) -> None:
+    """Decide every undecided candidate of the watch since its cursor, then move the cursor."""
+    experiment_id = session.experiments.find(ctx.client, ctx.watch.experiment)
     if experiment_id is None:
-        first = watch.experiment not in session.warned_missing
-        session.warned_missing.add(watch.experiment)
+        first = ctx.watch.experiment not in session.warned_missing
+        session.warned_missing.add(ctx.watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
-    tick = WatchTick(client, watch, wr, crash, registry.aliases_of(model), config.max_run_attempts,
-                     session.end_times.setdefault(watch.model_name, {}),
-                     audit_experiment=config.audit_experiment, leading=leading, stop=stop, workers=config.workers)
-    cursor = read_cursor(registry.tags_of(model), experiment_id)
+    ctx = replace(ctx, aliases=registry.aliases_of(model),
+                  end_times=session.end_times.setdefault(ctx.watch.model_name, {}))
+    _drain(ctx, experiment_id, read_cursor(registry.tags_of(model), experiment_id), session.search, report)
+
+
+def _drain(ctx: WatchContext, experiment_id: str, cursor: int, search: SearchSupport, report: WatchReport) -> None:
+    """Page through the candidates from ``cursor`` (minus the overlap), deciding each page, moving the cursor."""
+    config, leading = ctx.config, ctx.leading
     since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
     advanced = cursor
-    for page in candidate_pages(client, experiment_id, since, config.page_size, session.search, watch.run_filter):
+    for page in candidate_pages(ctx.client, experiment_id, since, config.page_size, search, ctx.watch.run_filter):
         todo = [run for run in page if is_candidate(run)]
         if todo and not leading():
             return  # the lock is gone: no write at all, not even the cursor
-        if stop.is_set():
+        if ctx.stop.is_set():
             break
-        outcomes = {o.run.info.run_id: o for o in decide_page(tick, todo)}
-        for run in page:  # the cursor passes only runs whose side effects all succeeded
-            outcome = outcomes.get(run.info.run_id)
-            if outcome is not None and (outcome.failed or not outcome.decided):
-                if leading():
-                    _save(client, watch.model_name, experiment_id, cursor, advanced)
-                return
-            advanced = max(advanced, run.info.end_time or 0)
+        decided = decide_page(ctx, todo, report)
+        if decided.staging is not None:  # the next page sees the alias where this one left it
+            ctx = replace(ctx, aliases={**ctx.aliases, decided.staging.alias: decided.staging.version})
+        advanced, blocked = _passed(page, {v.run_id: v for v in decided.verdicts}, advanced)
+        if blocked:
+            if leading():
+                _save(ctx, experiment_id, cursor, advanced)
+            return
         if advanced > cursor and not leading():
             return
-        cursor = _save(client, watch.model_name, experiment_id, cursor, advanced)
+        cursor = _save(ctx, experiment_id, cursor, advanced)
     if leading():
-        _save(client, watch.model_name, experiment_id, cursor, advanced)
+        _save(ctx, experiment_id, cursor, advanced)
 
 
-def _experiment_id(client: MlflowClient, name: str, session: Session) -> str | None:
-    if name not in session.experiment_ids:
-        found = experiments.find(client, name)
-        if found is None:
-            return None
-        session.experiment_ids[name] = found
-    return session.experiment_ids[name]
+def _passed(page: Sequence[Run], verdicts: Mapping[str, RunVerdict], advanced: int) -> tuple[int, bool]:
+    """The cursor past the page's runs up to the first one not settled (whose side effects did not
+    all succeed); True when it stopped there."""
+    for run in page:
+        verdict = verdicts.get(run.info.run_id)
+        if verdict is not None and not verdict.settled:
+            return advanced, True
+        advanced = max(advanced, run.info.end_time or 0)
+    return advanced, False
 
 
-def _save(client: MlflowClient, model_name: str, experiment_id: str, old: int, new: int) -> int:
+def _save(ctx: WatchContext, experiment_id: str, old: int, new: int) -> int:
     if new > old:
         log.debug("cursor_advanced", experiment_id=experiment_id, end_time=new)
-    return save_cursor(client, model_name, experiment_id, old, new)
+    return save_cursor(ctx.client, ctx.watch.model_name, experiment_id, old, new)

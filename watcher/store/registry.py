@@ -6,17 +6,18 @@ never duplicated:
 1. :func:`find_or_create_version`: a version whose run_id is this run is reused (one version per
    run, ever); otherwise one is created *with* its tags in a single request;
 2. :func:`ensure_version_tags`: sets whatever tag is missing or different (repairs a bare version);
-3. :func:`move_alias_forward`: moves the staging alias only forward in run end time.
+3. :func:`forward_move` then :func:`set_alias`: the staging alias moves only forward in run end time
+   (the engine writes its audit intent between the two; the store never calls back up).
 
-``crash`` is called at the named points ``after_create``, ``after_tag`` and ``after_alias`` so
-tests can interrupt there and rerun.
+``crash`` is called at the named points ``after_create`` and ``after_tag`` (and by the engine at
+``after_alias``, right after :func:`set_alias`) so tests can interrupt there and rerun.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -145,33 +146,25 @@ def ensure_version_tags(client: MlflowClient, version: ModelVersion, tags: dict[
     return written
 
 
-def move_alias_forward(client: MlflowClient, model_name: str, alias: str, version: ModelVersion,
-                       end_time: int, aliases: dict[str, str], end_times: dict[str, int],
-                       crash: CrashHook = no_crash,
-                       on_move: Callable[[str | None, str], Callable[[], Any]] | None = None) -> str | None:
-    """Point ``alias`` at ``version`` unless it already holds a run that ended later.
+@dataclass(frozen=True)
+class ForwardMove:
+    """The watcher's move of ``alias`` onto ``version``; ``previous`` is None when the alias was unset."""
 
-    ``end_times`` caches version -> run end time, so a backlog costs no extra request per run.
-    ``on_move(previous, new)`` is called just before the move (the engine writes its audit intent
-    there) and what it returns just after. Returns the previous version when the alias moved
-    (``""`` when unset), None when it did not move.
-    """
-    current = aliases.get(alias)
-    if current is not None and str(current) == str(version.version):
+    alias: str
+    version: str
+    previous: str | None
+
+
+def forward_move(alias: str, version: str, end_time: int, current: str | None,
+                 current_end_time: int | None) -> ForwardMove | None:
+    """The move of ``alias`` onto ``version`` (its run ended at ``end_time``, epoch ms), or None when
+    the alias already holds it or a version whose run ended later (``current_end_time``, read with
+    :func:`run_end_time` by the caller, who remembers it). Nothing is written: :func:`set_alias` does."""
+    if current is not None and str(current) == str(version):
         return None
-    if current is not None:
-        if str(current) not in end_times:
-            end_times[str(current)] = run_end_time(client, model_name, str(current))
-        if end_times[str(current)] > end_time:
-            return None
-    finish = on_move(None if current is None else str(current), str(version.version)) if on_move else None
-    set_alias(client, model_name, alias, str(version.version))
-    aliases[alias] = str(version.version)
-    end_times[str(version.version)] = end_time
-    crash("after_alias")
-    if finish is not None:
-        finish()
-    return "" if current is None else str(current)
+    if current is not None and (current_end_time or 0) > end_time:
+        return None
+    return ForwardMove(alias, str(version), None if current is None else str(current))
 
 
 def set_alias(client: MlflowClient, model_name: str, alias: str, version: str) -> None:

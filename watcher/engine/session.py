@@ -1,0 +1,78 @@
+"""What a tick reads: the process's memo across ticks (:class:`Session`) and one watch's frozen
+context for one tick (:class:`WatchContext`).
+
+The session is the only state that outlives a tick; losing it (a restart) loses nothing but
+requests. A tick's steps never write to their context: each returns what it did (see
+``watcher.engine.runs``), and the next step receives it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mlflow import MlflowClient
+
+from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine.snapshot import AuditCache
+from watcher.store import experiments
+from watcher.store.experiments import ExperimentIds
+from watcher.store.registry import CrashHook, no_crash
+from watcher.store.search import SearchSupport
+
+
+class Leader(Protocol):
+    """The ``ha`` lock holder as the engine sees it (``watcher.service.leader`` implements it)."""
+
+    def acquire(self, model_name: str) -> bool:
+        """Before a watch: True when this replica holds (or just took) the model's lock."""
+        ...
+
+    def holds(self, model_name: str) -> bool:
+        """Right before a write: True while the model's lock is held."""
+        ...
+
+
+def _process_ids() -> ExperimentIds:
+    return experiments.IDS
+
+
+@dataclass
+class Session:
+    """In-memory memo kept across ticks by one process. Losing it (a restart) loses nothing."""
+
+    experiments: ExperimentIds = field(default_factory=_process_ids)
+    """Experiment name -> id: the process's one cache (discovery adds what it found)."""
+    warned_missing: set[str] = field(default_factory=set)
+    search: SearchSupport = field(default_factory=SearchSupport)
+    end_times: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Model -> version -> its run's end time (immutable facts), so staging checks cost no request."""
+    migrated: set[tuple[str, str]] = field(default_factory=set)
+    """(model, alias) pairs whose legacy history tag was checked (the migration runs once per process)."""
+    audit: AuditCache = field(default_factory=AuditCache)
+    """The newest audit entries per (model, alias), so a settled alias costs no request."""
+
+
+def always() -> bool:
+    """The lock check without ``ha``: always held."""
+    return True
+
+
+@dataclass(frozen=True)
+class WatchContext:
+    """One watch in one tick: what every step reads and none writes."""
+
+    client: MlflowClient
+    config: WatcherConfig
+    watch: WatchConfig
+    crash: CrashHook = no_crash
+    """Called at the named crash points (tests interrupt there and rerun)."""
+    leading: Callable[[], bool] = always
+    """With ``ha``: whether this replica still holds the model's lock (checked before writes)."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """The model's aliases as this tick knows them (a new context after the watcher moves one)."""
+    end_times: dict[str, int] = field(default_factory=dict)
+    """Version -> its run's end time: the session's memo for this model (a cache, not tick data)."""
