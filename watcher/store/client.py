@@ -1,10 +1,9 @@
-"""The MLflow client the watcher uses: MLflow's own, pointed at the configured server, minus one
-redundant request per registry write.
+"""The MLflow client the watcher uses: MLflow's own ``MlflowClient``, pointed at the configured server.
 
-``MlflowClient`` checks before every registered-model tag, version tag or alias write that the
-model is not a *prompt*, with an extra ``GET registered-models/get`` each time: a third of the
-requests of one registration. The watcher writes only to the models named in its config and
-checks each of them once per tick instead (``registry.ensure_registered_model`` refuses a prompt).
+Nothing of it is overridden. ``MlflowClient`` checks before every registered-model tag, version tag
+or alias write that the model is not a *prompt* (a ``GET registered-models/get`` each time); MLflow
+offers no public way to skip that check, so the watcher keeps it: a prompt named as a watch's model
+is refused by MLflow itself (it reports the prompt as a model that does not exist), on every path.
 """
 
 from __future__ import annotations
@@ -13,13 +12,6 @@ import mlflow
 from mlflow import MlflowClient
 
 from watcher.config import WatcherConfig
-
-
-class WatcherClient(MlflowClient):
-    """``MlflowClient`` without the per-write prompt check (done once per tick by the engine)."""
-
-    def _raise_if_prompt(self, name: str) -> None:  # noqa: ARG002 - checked once per tick instead
-        return None
 
 
 def make_client(config: WatcherConfig, *, process_wide: bool = True) -> MlflowClient:
@@ -35,4 +27,4 @@ def make_client(config: WatcherConfig, *, process_wide: bool = True) -> MlflowCl
     if process_wide:
         mlflow.set_tracking_uri(config.tracking_uri)
         mlflow.set_registry_uri(registry)
-    return WatcherClient(tracking_uri=config.tracking_uri, registry_uri=registry)
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=registry)
