@@ -122,43 +122,60 @@ def _dataset_columns(schema_json: str) -> list[str]:
     return [str(spec["name"]) for spec in specs if isinstance(spec, dict) and "name" in spec]
 
 
+def _context_of(item: Any) -> str | None:
+    """The ``mlflow.data.context`` tag of a dataset input (``training``, ``eval``, ...)."""
+    return next((t.value for t in item.tags or [] if t.key == "mlflow.data.context"), None)
+
+
+def _no_dataset(cfg: DataGate, seen: list[str], threshold: dict[str, Any]) -> GateResult:
+    """No logged dataset input matches the gate: a pass unless ``required``."""
+    if not cfg.required:
+        return GateResult("data", True, "no matching dataset input (not required)", seen, threshold)
+    want = f"dataset '{cfg.data}'" if cfg.data else "a dataset input"
+    return GateResult("data", False, f"no {want}{' with context ' + cfg.context if cfg.context else ''} "
+                      f"logged (found {seen})", seen, threshold)
+
+
+def _column_problems(cfg: DataGate, columns: list[str], features: set[str]) -> list[str]:
+    """Columns the gate wants and the dataset lacks; with ``exact``, features it has beyond them."""
+    problems = []
+    missing = sorted(set(cfg.columns) - set(columns))
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if cfg.exact and cfg.columns:
+        extra = sorted(features - set(cfg.columns))
+        if extra:
+            problems.append(f"extra columns {extra}")
+    return problems
+
+
+def _signature_problems(ctx: GateContext, features: set[str]) -> list[str]:
+    """With ``match_signature``: the dataset's features against the model signature's inputs."""
+    sig = ctx.signature
+    if sig is None or sig.inputs is None:
+        return ["model has no signature to match"]
+    names = set(map(str, sig.inputs.input_names()))
+    if names != features:
+        return [f"dataset vs signature: only in data {sorted(features - names)}, "
+                f"only in signature {sorted(names - features)}"]
+    return []
+
+
 @builtin(DataGate)
 def data_gate(ctx: GateContext, cfg: DataGate) -> GateResult:
     """Training-data alignment against the run's logged dataset inputs (``mlflow.log_input``)."""
     threshold = cfg.model_dump(exclude_none=True)
     inputs = list(ctx.run.inputs.dataset_inputs) if ctx.run.inputs else []
-    matches = []
-    for item in inputs:
-        context = next((t.value for t in item.tags or [] if t.key == "mlflow.data.context"), None)
-        if (cfg.data is None or item.dataset.name == cfg.data) and (cfg.context is None or context == cfg.context):
-            matches.append(item.dataset)
+    matches = [item.dataset for item in inputs if (cfg.data is None or item.dataset.name == cfg.data)
+               and (cfg.context is None or _context_of(item) == cfg.context)]
     if not matches:
-        seen = [d.dataset.name for d in inputs]
-        if not cfg.required:
-            return GateResult("data", True, "no matching dataset input (not required)", seen, threshold)
-        want = f"dataset '{cfg.data}'" if cfg.data else "a dataset input"
-        return GateResult("data", False, f"no {want}{' with context ' + cfg.context if cfg.context else ''} "
-                          f"logged (found {seen})", seen, threshold)
+        return _no_dataset(cfg, [d.dataset.name for d in inputs], threshold)
     dataset = matches[-1]
     columns = _dataset_columns(dataset.schema or "")
-    problems = []
-    missing = sorted(set(cfg.columns) - set(columns))
-    if missing:
-        problems.append(f"missing columns {missing}")
     features = set(columns) - set(cfg.targets)
-    if cfg.exact and cfg.columns:
-        extra = sorted(features - set(cfg.columns))
-        if extra:
-            problems.append(f"extra columns {extra}")
+    problems = _column_problems(cfg, columns, features)
     if cfg.match_signature:
-        sig = ctx.signature
-        if sig is None or sig.inputs is None:
-            problems.append("model has no signature to match")
-        else:
-            names = set(map(str, sig.inputs.input_names()))
-            if names != features:
-                problems.append(f"dataset vs signature: only in data {sorted(features - names)}, "
-                                f"only in signature {sorted(names - features)}")
+        problems += _signature_problems(ctx, features)
     value = {"name": dataset.name, "digest": dataset.digest, "columns": columns}
     if problems:
         return GateResult("data", False, f"dataset '{dataset.name}': " + ", ".join(problems), value, threshold)
