@@ -5,6 +5,10 @@ is routed through the same ``ProcessorFormatter``; Python warnings are captured 
 stray writes to ``sys.stdout`` / ``sys.stderr`` (progress bars, ``print``) are wrapped as
 ``stray_output`` events, so a log pipeline can parse all of it. Every line passes
 ``watcher.redact.redact_event``, so no password or token reaches the log.
+
+The watcher's own events are declared once in ``watcher.obs.events.CATALOGUE``;
+:func:`get_logger` returns a :class:`CataloguedLogger`, which emits nothing else (strict under the
+test suite, said and written as it came in production: see :data:`STRICT_EVENTS_ENV`).
 """
 
 from __future__ import annotations
