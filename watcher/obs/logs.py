@@ -2,8 +2,9 @@
 
 Our events go through structlog; the standard-library logging of MLflow, APScheduler and the rest
 is routed through the same ``ProcessorFormatter``; Python warnings are captured into logging; and
-stray writes to ``sys.stdout`` / ``sys.stderr`` (progress bars, ``print``) are wrapped as
-``stray_output`` events, so a log pipeline can parse all of it. Every line passes
+stray writes to ``sys.stdout`` / ``sys.stderr`` (progress bars, ``print``) become records of the
+loggers ``stray.stdout`` / ``stray.stderr`` (the text is the event), so a log pipeline can parse all
+of it. None of these foreign lines is a catalogued event. Every line passes
 ``watcher.redact.redact_event``, so no password or token reaches the log.
 
 The watcher's own events are declared once in ``watcher.obs.events.CATALOGUE``;
