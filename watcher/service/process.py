@@ -13,6 +13,9 @@ collaborators in its constructor:
 * the :class:`~watcher.scoring.worker.ScoringWorker` when any watch or profile scores;
 * the :class:`~watcher.service.poller.Poller` that the scheduler's job calls.
 
+The HTTP server starts listening (:meth:`Process._listen`) once those parts are in place, so a
+webhook that comes at once already finds them.
+
 A reload (SIGHUP, ``watcher.service.reload``) is applied between ticks: the parts the new config
 replaces are stopped and :meth:`Process._build` runs again; the client, the leader (its lock
 connection) and the HTTP server are kept when their blocks did not change, the scoring worker is
@@ -22,7 +25,7 @@ always restarted, and the new watch set searches for tagged experiments at once.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -82,36 +85,37 @@ class Process:
         self._state = state
         self._scheduler = scheduler
         self._reloader = reloader
-        leader = make_leader(config)
+        self._parts = self._build(config, client, make_leader(config), kept=None)
         try:
-            self._parts = self._build(config, client, leader, served=None)
-        except RuntimeError as exc:  # the HTTP server could not listen
-            if leader is not None:
-                leader.close()
+            self._listen()
+        except RuntimeError as exc:
+            self._stop_parts()
             raise ServeError(str(exc)) from exc
 
-    def _build(self, config: WatcherConfig, client: MlflowClient, leader: Leader | None,
-               served: tuple[Health | None, HttpServer | None] | None) -> Parts:
-        """Every part of one config, given the client and the leader; ``served``: the HTTP side kept."""
+    def _build(self, config: WatcherConfig, client: MlflowClient, leader: Leader | None, kept: Parts | None) -> Parts:
+        """Every part of one config, given the client and the leader; ``kept``: the parts whose
+        HTTP side (probes and server) stays."""
         watches = WatchSet(config, self._state.found)
-        health, http = served if served is not None else self._serve(config, leader)
+        health = kept.health if kept is not None else Health.for_config(config, leader) if config.http else None
         scorer = _start_scorer(config, leader, watches)
         poller = Poller(client, config, leader=leader, scorer=scorer, health=health, watches=watches,
                         state=self._state)
-        return Parts(config, client, leader, watches, scorer, health, http, poller)
+        return Parts(config, client, leader, watches, scorer, health, kept.http if kept is not None else None, poller)
 
-    def _serve(self, config: WatcherConfig, leader: Leader | None) -> tuple[Health | None, HttpServer | None]:
-        """The ``http`` block, if any: probes, metrics and the webhook receiver, listening."""
-        if config.http is None:
-            return None, None
-        health = Health.for_config(config, leader)
+    def _listen(self) -> None:
+        """Serve the ``http`` block when it is not served yet: probes, metrics and the webhook
+        receiver, which read the parts in force. RuntimeError when it cannot listen."""
+        parts = self._parts
+        if parts.config.http is None or parts.health is None or parts.http is not None:
+            return
+        http = parts.config.http
         router = RunEventRouter(lambda: self._parts.client, self.watches)
-        receiver = (Receiver(config, self._state.requests.request, watches=self.watches, run_events=router)
-                    if config.http.webhook_secret is not None else None)
-        server = HttpServer(build_app(health, config.http, receiver), config.http)
-        server.start()  # RuntimeError when it cannot listen
-        log.info("http_listening", host=config.http.host, port=server.port, webhooks=receiver is not None)
-        return health, server
+        receiver = (Receiver(parts.config, self._state.requests.request, watches=self.watches, run_events=router)
+                    if http.webhook_secret is not None else None)
+        server = HttpServer(build_app(parts.health, http, receiver), http)
+        server.start()
+        log.info("http_listening", host=http.host, port=server.port, webhooks=receiver is not None)
+        self._parts = replace(parts, http=server)
 
     def watches(self) -> list[WatchConfig]:
         """The effective watch set now (the webhook receiver's and the run-event router's view)."""
@@ -141,13 +145,7 @@ class Process:
                 pass
         finally:
             self._scheduler.shutdown()
-            parts = self._parts
-            if parts.scorer is not None:
-                parts.scorer.stop()  # the scoring in hand finishes; its record is written before we exit
-            if parts.leader is not None:
-                parts.leader.close()
-            if parts.http is not None:
-                parts.http.stop()
+            self._stop_parts()
             stop_engines()  # the Spark session (JVM and workers), if one was ever started
         log.info("watcher_stopped")
         return 0
@@ -165,12 +163,20 @@ class Process:
             self._scheduler.reschedule(new.poll_interval_seconds)
         client = make_client(new) if "tracking_uri" in changed or "registry_uri" in changed else old.client
         leader = make_leader(new) if "ha" in changed else old.leader
-        served = None if "http" in changed else (old.health, old.http)
-        try:
-            self._parts = self._build(new, client, leader, served)
-        except RuntimeError:  # the HTTP server could not listen: the new config is in force for polling
-            self._parts = self._build(new, client, leader, (None, None))
-            raise  # config_reload_failed, naming it
+        self._parts = self._build(new, client, leader, kept=old if "http" not in changed else None)
+        if "http" in changed:
+            self._listen()  # RuntimeError: config_reload_failed; the new config is in force for polling
+
+    def _stop_parts(self) -> None:
+        """At shutdown: the scoring in hand finishes (its record is written before we exit), the
+        locks are released, the HTTP server stops."""
+        parts = self._parts
+        if parts.scorer is not None:
+            parts.scorer.stop()
+        if parts.leader is not None:
+            parts.leader.close()
+        if parts.http is not None:
+            parts.http.stop()
 
 
 def _start_scorer(config: WatcherConfig, leader: Leader | None, watches: WatchSet) -> ScoringWorker | None:
