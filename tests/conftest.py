@@ -23,6 +23,11 @@ from watcher.testing import start_mlflow_server, stop
 
 apply_mlflow_environment()  # the process's MLflow environment (retries, timeouts, no progress bars), as the CLI sets it
 os.environ.setdefault(STRICT_EVENTS_ENV, "1")  # an event missing from watcher.obs.events raises (daemons inherit it)
+# The servers the tests start need no job runner (MLflow's GenAI jobs: a runner and several huey consumers,
+# each a process importing MLflow); webhook delivery is a thread of the server, not a job.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+if os.access("/dev/shm", os.W_OK):  # noqa: S108 - tmp_path in memory: the servers' SQLite files and artifacts
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", "/dev/shm")  # are written with fsync, slow on a busy disk
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 LOCAL_ARTIFACT_ROOT = "_MLFLOW_SERVER_ARTIFACT_ROOT"
@@ -43,6 +48,8 @@ def _postgres_database() -> tuple[str | None, str]:
     try:
         with psycopg.connect(dbname="postgres", connect_timeout=3, autocommit=True, **PG) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+            # a test database need not wait for the disk at each commit (what it tests is not durability)
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     except Exception as exc:  # noqa: BLE001
         return None, f"PostgreSQL at 127.0.0.1:5432 does not answer: {exc}"
     return name, ""
@@ -55,36 +62,74 @@ def _drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _server(backend: str, workdir: Path) -> Iterator[str]:
+    proc, uri = start_mlflow_server(backend, workdir)
+    try:
+        yield uri
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``mlflow server`` on SQLite for the whole session (per xdist worker), started on first use."""
+    workdir = tmp_path_factory.mktemp("mlflow-sqlite")
+    yield from _server(f"sqlite:///{workdir / 'mlflow.db'}", workdir)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``mlflow server`` on a fresh PostgreSQL database for the whole session (per xdist worker)."""
+    database, reason = _postgres_database()
+    if database is None:
+        if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here: {reason}")
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("mlflow-postgres")
+    try:
+        yield from _server(f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}", workdir)
+    finally:
+        _drop_database(database)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI of a running ``mlflow server`` with the given backend store; ``local`` (asked for with
     ``indirect`` parametrization by tests of logic that needs no server) is an in-process
-    ``sqlite:///`` store with its artifacts beside it, no subprocess at all."""
-    workdir = tmp_path_factory.mktemp(f"mlflow-{request.param}")
-    database = None
-    if request.param == "local":
-        previous = os.environ.get(LOCAL_ARTIFACT_ROOT)
-        os.environ[LOCAL_ARTIFACT_ROOT] = str(workdir / "artifacts")  # not ./mlruns in the repo
-        yield f"sqlite:///{workdir / 'mlflow.db'}"
-        if previous is None:
-            os.environ.pop(LOCAL_ARTIFACT_ROOT, None)
-        else:
-            os.environ[LOCAL_ARTIFACT_ROOT] = previous
+    ``sqlite:///`` store with its artifacts beside it, no subprocess at all.
+
+    The servers are session fixtures of their own (:func:`sqlite_server`, :func:`postgres_server`):
+    a test order that goes back and forth between the backends (xdist) never restarts one.
+    """
+    if request.param != "local":
+        yield request.getfixturevalue(f"{request.param}_server")
         return
-    if request.param == "sqlite":
-        backend = f"sqlite:///{workdir / 'mlflow.db'}"
+    workdir = tmp_path_factory.mktemp("mlflow-local")
+    previous = os.environ.get(LOCAL_ARTIFACT_ROOT)
+    os.environ[LOCAL_ARTIFACT_ROOT] = str(workdir / "artifacts")  # not ./mlruns in the repo
+    yield f"sqlite:///{workdir / 'mlflow.db'}"
+    if previous is None:
+        os.environ.pop(LOCAL_ARTIFACT_ROOT, None)
     else:
-        database, reason = _postgres_database()
-        if database is None:
-            if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
-                pytest.fail(f"PostgreSQL is required here: {reason}")
-            pytest.skip(reason)
-        backend = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
-    proc, uri = start_mlflow_server(backend, workdir)
-    yield uri
-    stop(proc)
-    if database:
-        _drop_database(database)
+        os.environ[LOCAL_ARTIFACT_ROOT] = previous
+
+
+LOCK_DB_MODULES = {"test_cli_ops", "test_fleet_replicas", "test_leader", "test_probes"}
+"""Modules whose replicas join the lock database's groups (``ha``, often the default group)."""
+MODULE_FIXTURE_MODULES = {"test_docs", "test_run_events", "test_run_events_plugin", "test_spark", "test_webhooks"}
+"""Modules with an expensive module or session fixture of their own (a server, a Spark JVM, a site build)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``): the tests of the lock database run in one
+    worker, one after the other (two replicas of the default group in two tests at once would share
+    its models between them), and a module with a server of its own is not split over two workers."""
+    for item in items:
+        module = item.module.__name__ if getattr(item, "module", None) else ""
+        if "lock_url" in getattr(item, "fixturenames", ()) or module in LOCK_DB_MODULES:
+            item.add_marker(pytest.mark.xdist_group("lock_db"))
+        elif module in MODULE_FIXTURE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

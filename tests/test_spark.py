@@ -1,4 +1,4 @@
-"""The Spark scoring engine: ``spark_udf`` on ``local[2]`` against a real ``mlflow server`` (SQLite only).
+"""The Spark scoring engine: ``spark_udf`` on ``local[2]`` against the session's ``mlflow server`` (SQLite only).
 
 One Spark session for the module (starting one costs 10-20 s); the model is the seed's pattern-1
 RandomForest (``tests/helpers.train``), scored through ``reconcile_once`` after a promote, as the
@@ -23,7 +23,6 @@ from demo.churn import customer_data
 from watcher.config import ConfigError, load_config
 from watcher.engine import reconcile_once
 from watcher.engine.promotion import promote
-from watcher.testing import start_mlflow_server, stop
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration]
 SPARK_BLOCK = ("      engine: spark\n"
@@ -35,19 +34,16 @@ SPARK_BLOCK = ("      engine: spark\n"
 
 
 @pytest.fixture(scope="module")
-def spark_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A SQLite-backed ``mlflow server`` for this module, and the Spark session stopped at the end."""
+def spark_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's SQLite-backed ``mlflow server``, and the Spark session stopped at the module's end."""
     if importlib.util.find_spec("pyspark") is None:
         if os.environ.get("REGISTRY_WATCHER_REQUIRE_SPARK") == "1":
             pytest.fail('pyspark is required here: pip install "registry-watcher[spark]"')
         pytest.skip('pyspark not installed: pip install "registry-watcher[spark]"')
     from handlers import spark_scoring
 
-    workdir = tmp_path_factory.mktemp("mlflow-spark")
-    proc, uri = start_mlflow_server(f"sqlite:///{workdir / 'mlflow.db'}", workdir)
-    yield uri
+    yield request.getfixturevalue("sqlite_server")
     spark_scoring.stop_session()
-    stop(proc)
 
 
 @pytest.fixture()
@@ -125,8 +121,7 @@ def test_missing_column_is_named_and_the_run_failed(spark_client, names, tmp_pat
     assert not report.ok and not report.poll_failed
     [run] = _scoring_runs(spark_client, config)
     assert run.info.status == "FAILED" and "tenure_days" in run.data.tags["watcher.error"]
-    assert not (tmp_path / "predictions" / names["model"]).exists() or not any(
-        (tmp_path / "predictions" / names["model"]).rglob("predictions-*.parquet"))
+    assert not (tmp_path / "predictions").exists()  # the columns are checked before any output is made
 
 
 def test_failure_inside_the_spark_job_leaves_no_dataset(spark_client, names, tmp_path):
@@ -137,6 +132,8 @@ def test_failure_inside_the_spark_job_leaves_no_dataset(spark_client, names, tmp
     frame.to_csv(data / "typo.csv", index=False)
     config = _config(tmp_path, spark_client.tracking_uri, names, "data/typo.csv")
     version = _promoted(spark_client, config, names)
+    folder = tmp_path / "predictions" / names["model"] / f"v{version}"
+    (folder / ".predictions-20260101T000000000000Z.parquet.partial").mkdir(parents=True)  # a kill -9's leftover
     with captured() as logs:
         report = reconcile_once(spark_client, config, now=1_000_000.0)
     [error] = events(logs, "scoring_failed")
@@ -144,8 +141,7 @@ def test_failure_inside_the_spark_job_leaves_no_dataset(spark_client, names, tmp
     assert "tenure_days" in error["error"] and len(error["error"]) < 1200  # the worker's error line, not the JVM trace
     [run] = _scoring_runs(spark_client, config)
     assert run.info.status == "FAILED"
-    folder = tmp_path / "predictions" / names["model"] / f"v{version}"
-    assert not folder.exists() or list(folder.iterdir()) == []  # neither the dataset nor its partial
+    assert folder.is_dir() and list(folder.iterdir()) == []  # neither the dataset, nor its partial, nor the old one
 
 
 def test_spark_engine_without_pyspark_is_a_config_error_naming_the_extra(tmp_path, monkeypatch):
