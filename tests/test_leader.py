@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -131,10 +130,6 @@ def _wait(predicate, timeout: float = 180, what: str = "") -> None:  # noqa: ANN
         time.sleep(0.5)
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
 @pytest.mark.timeout(600)
@@ -168,12 +163,21 @@ def test_two_daemons_one_acts_and_the_standby_takes_over_after_kill_9(client, tr
         procs[leader].send_signal(signal.SIGKILL)
         procs[leader].wait(timeout=30)
         new = train(names["experiment"], rows=200, n_estimators=2, seed=9)
-        ended = client.get_run(new).info.end_time / 1000
-        _wait(lambda: state.DECISION in decision(client, new), what="the standby to register the new run")
-        _wait(lambda: any(e["event"] == "run_registered" and e.get("run_id") == new for e in _lines(logs[standby])))
-        polls = [e for e in _lines(logs[standby]) if e["event"] == "poll_completed" and _epoch(e["timestamp"]) >= ended]
-        registering = next(i for i, e in enumerate(polls) if e.get("registered"))
-        assert registering + 1 <= 3, f"registered in poll {registering + 1} after the run ended"
+        ended = len(_lines(logs[standby]))  # the run has ended: the standby's lines from here on come after
+
+        def after_end() -> list[dict]:
+            return _lines(logs[standby])[ended:]
+
+        def registering_poll() -> int | None:
+            """The number of the standby's poll (after the run's end) that registered it, by log order."""
+            polls = [e for e in after_end() if e["event"] == "poll_completed"]
+            return next((i + 1 for i, e in enumerate(polls) if e.get("registered")), None)
+
+        _wait(lambda: registering_poll() is not None, what="the standby's poll that registers the new run")
+        assert state.DECISION in decision(client, new)
+        assert any(e["event"] == "run_registered" and e.get("run_id") == new for e in after_end())
+        registering = registering_poll()
+        assert registering is not None and registering <= 3, f"registered in poll {registering} after the run ended"
         assert "leadership_acquired" in {e["event"] for e in _lines(logs[standby])}
         versions = versions_of(client, names["model"])
         assert sorted(v.run_id for v in versions) == sorted([*runs, new])  # 0 duplicates
