@@ -2,9 +2,11 @@
 
 ``test_kill_9_over_a_stream_of_runs``: 100 finished runs (every 10th fails the recall gate) are
 logged from a background thread while the daemon is SIGKILLed at >= 20 random moments (seeded;
-the seed is printed, ``CHAOS_SEED=<n>`` replays it) and restarted each time. After the last
-restart every passing run has exactly one version, no rejected run has one, every run carries
-``watcher.decision`` and ``staging`` is on the newest passing run.
+the seed is printed, ``CHAOS_SEED=<n>`` replays it) and restarted each time: half of them at a
+random moment of its start-up (imports, config, clients), half at a random moment of its work
+(counted from ``watcher_started``, right before its first poll: polls, registrations, alias moves).
+After the last restart every passing run has exactly one version, no rejected run has one, every
+run carries ``watcher.decision`` and ``staging`` is on the newest passing run.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def _start(config: Path, log) -> subprocess.Popen:  # noqa: ANN001 - a binary fi
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+def _started(log_path: Path) -> int:
+    return log_path.read_bytes().count(b'"watcher_started"')
+
+
+def _wait_started(log_path: Path, before: int, proc: subprocess.Popen, timeout: float) -> None:
+    """Until the daemon says ``watcher_started`` (its first poll comes next), or exits, or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while _started(log_path) <= before and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.mark.timeout(1200)
 def test_kill_9_over_a_stream_of_runs(client, tracking_uri, names, tmp_path):
     seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1 << 30))
@@ -74,31 +87,36 @@ def test_kill_9_over_a_stream_of_runs(client, tracking_uri, names, tmp_path):
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
-    kills = 0
+    kills = at_work = 0
     with open(tmp_path / "daemon.log", "ab") as log:
+        log_path = tmp_path / "daemon.log"
         while kills < KILLS or producer.is_alive():
+            before = _started(log_path)
             proc = _start(config, log)
-            time.sleep(rng.uniform(0.5, 8.0))  # a random moment: import, first poll, mid-registration...
+            if rng.random() < 0.5:
+                time.sleep(rng.uniform(0.2, 4.0))  # a random moment of its start-up: imports, config, clients
+            else:  # or of its work: first poll, mid-registration, alias move, the next polls
+                _wait_started(log_path, before, proc, timeout=60)
+                time.sleep(rng.uniform(0.0, 2.5))
+                at_work += 1
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             kills += 1
         producer.join()
         assert not failed, failed
-        log_path = tmp_path / "daemon.log"
-        started = log_path.read_bytes().count(b'"watcher_started"')
+        started = _started(log_path)
         final = _start(config, log)
         deadline = time.monotonic() + 300
-        while log_path.read_bytes().count(b'"watcher_started"') <= started and time.monotonic() < deadline:
-            time.sleep(0.2)  # a SIGTERM during start-up (imports) would end it before its handler exists
+        _wait_started(log_path, started, final, 300)  # a SIGTERM during start-up would end it before its handler exists
         experiment_id = client.get_experiment_by_name(names["experiment"]).experiment_id
         while time.monotonic() < deadline:
             found = client.search_runs([experiment_id], f"tags.`{state.DECISION}` LIKE '%'", max_results=1000)
             if len(found) >= RUNS:
                 break
-            time.sleep(1)
+            time.sleep(0.3)
         final.send_signal(signal.SIGTERM)
         assert final.wait(timeout=120) == 0
-    print(f"chaos seed {seed}: {kills} kills over {len(runs)} runs")
+    print(f"chaos seed {seed}: {kills} kills ({at_work} after watcher_started) over {len(runs)} runs")
     assert kills >= KILLS and len(runs) == RUNS
     versions = versions_of(client, names["model"])
     by_run: dict[str, list] = {}
