@@ -23,7 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -q
+	# two workers (pytest-xdist): the suite waits on servers and daemons as much as it computes; tests/conftest.py
+	# keeps the lock database's tests and each module with a server of its own in one worker (--dist loadgroup)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The house's checks: layers (import-linter), strict typing (mypy), lint (ruff).
 lint: $(STAMP)
