@@ -118,9 +118,9 @@ S = TypeVar("S", bound=GateSpec)
 def builtin(spec: type[S]) -> Callable[[Callable[[GateContext, S], GateResult]], Callable[[GateContext, S], GateResult]]:
     """Register the decorated function as the evaluator of the built-in gate ``spec``."""
 
-    def register(fn: Callable[[GateContext, S], GateResult]) -> Callable[[GateContext, S], GateResult]:
+    def register_gate(fn: Callable[[GateContext, S], GateResult]) -> Callable[[GateContext, S], GateResult]:
         BUILTINS[spec] = fn
         return fn
 
-    return register
+    return register_gate
 

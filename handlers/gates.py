@@ -27,7 +27,7 @@ from watcher.config import (
 )
 
 
-def _fmt(value: Any) -> str:
+def _fmt_number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -53,15 +53,15 @@ def metric_gate(ctx: GateContext, cfg: MetricGate) -> GateResult:
     if math.isnan(value):
         return GateResult(name, False, f"{cfg.metric}=NaN (needs {_bounds(cfg)})", value, threshold)
     if cfg.min is not None and value < cfg.min:
-        return GateResult(name, False, f"{cfg.metric}={_fmt(value)} < min {_fmt(cfg.min)}", value, threshold)
+        return GateResult(name, False, f"{cfg.metric}={_fmt_number(value)} < min {_fmt_number(cfg.min)}", value, threshold)
     if cfg.max is not None and value > cfg.max:
-        return GateResult(name, False, f"{cfg.metric}={_fmt(value)} > max {_fmt(cfg.max)}", value, threshold)
+        return GateResult(name, False, f"{cfg.metric}={_fmt_number(value)} > max {_fmt_number(cfg.max)}", value, threshold)
     return GateResult(name, True, "", value, threshold)
 
 
 def _bounds(cfg: MetricGate) -> str:
-    parts = [f">= {_fmt(cfg.min)}" if cfg.min is not None else "",
-             f"<= {_fmt(cfg.max)}" if cfg.max is not None else ""]
+    parts = [f">= {_fmt_number(cfg.min)}" if cfg.min is not None else "",
+             f"<= {_fmt_number(cfg.max)}" if cfg.max is not None else ""]
     return " and ".join(p for p in parts if p)
 
 
@@ -101,13 +101,14 @@ def champion_gate(ctx: GateContext, cfg: ChampionGate) -> GateResult:
     sign = 1.0 if cfg.greater_is_better else -1.0
     delta = sign * (value - baseline)
     if delta < cfg.min_delta:
-        return GateResult(name, False, f"{cfg.champion}={_fmt(value)} vs champion v{ctx.champion_version} "
-                          f"{_fmt(baseline)}: change {_fmt(delta)} < min_delta {_fmt(cfg.min_delta)}", value, threshold)
+        return GateResult(name, False, f"{cfg.champion}={_fmt_number(value)} vs champion v{ctx.champion_version} "
+                          f"{_fmt_number(baseline)}: change {_fmt_number(delta)} < min_delta {_fmt_number(cfg.min_delta)}",
+                          value, threshold)
     if cfg.min_relative_delta is not None and baseline != 0:
         relative = delta / abs(baseline)
         if relative < cfg.min_relative_delta:
-            return GateResult(name, False, f"{cfg.champion} relative change {_fmt(relative)} < "
-                              f"min_relative_delta {_fmt(cfg.min_relative_delta)}", value, threshold)
+            return GateResult(name, False, f"{cfg.champion} relative change {_fmt_number(relative)} < "
+                              f"min_relative_delta {_fmt_number(cfg.min_relative_delta)}", value, threshold)
     return GateResult(name, True, "", value, threshold)
 
 

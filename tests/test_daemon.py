@@ -36,6 +36,11 @@ def _read_until(proc: subprocess.Popen, wanted: set[str], lines: list[dict]) -> 
     return None
 
 
+PROCESS_ONLY = pytest.mark.parametrize("tracking_uri", ["sqlite"], indirect=True)
+"""The process's own behaviour (signals, output): one backend is enough."""
+
+
+@PROCESS_ONLY
 def test_sigterm_stops_cleanly_with_exit_0(client, make_config, names, tmp_path):
     make_config(log="{level: DEBUG}")
     train(names["experiment"])
@@ -53,6 +58,7 @@ def test_sigterm_stops_cleanly_with_exit_0(client, make_config, names, tmp_path)
     assert events.count("run_registered") == 1
 
 
+@pytest.mark.parametrize("tracking_uri", ["postgres"], indirect=True)  # the production backend's searches
 def test_kill_9_at_any_moment_keeps_exactly_once(client, make_config, names, tmp_path):
     make_config(log="{level: DEBUG}")  # an idle tick says poll_completed (at debug): the loop's end
     runs = [train(names["experiment"], variant, seed=seed)
@@ -102,6 +108,7 @@ def test_dead_server_is_an_error_event_and_backoff_not_a_crash(tmp_path, monkeyp
     assert poller.backoff.failures == 1
 
 
+@PROCESS_ONLY
 def test_every_line_the_process_writes_is_json(client, make_config, names, tmp_path):
     make_config(gates="      - handler: noisy_gate:noisy\n")
     train(names["experiment"])

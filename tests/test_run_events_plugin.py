@@ -143,7 +143,7 @@ for path in paths:
     served[path] = type(first).__name__
 from registry_watcher_run_events import hook
 print(json.dumps({"rules": {p: rules.get(p) for p in paths}, "served": served,
-                  "installed": hook.install(flask_app)}))
+                  "installed": hook.attach(flask_app)}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])

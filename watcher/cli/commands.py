@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
-from watcher.cli.output import error, say
+from watcher.cli.output import say, say_error
 from watcher.config import PRECEDENCE, WatcherConfig, env_overrides, is_uri, scoring_inputs
 from watcher.obs.logs import get_logger
 
@@ -29,7 +29,7 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
             return run_daemon(client, config, config_path=args.config)
         return once(polling.Poller(client, config, leader=make_leader(config, member=False)))
     if args.verb == "check-config":
-        return check(client, config)
+        return check_config(client, config)
     if args.verb == "status":
         from watcher.cli.status import status
 
@@ -44,7 +44,7 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
 
     watch = find_watch(client, config, args.model)  # configured, else discovered by experiment tag
     if watch is None:
-        error(f"no watch for model '{args.model}' in {args.config}")
+        say_error(f"no watch for model '{args.model}' in {args.config}")
         return 2
     if args.verb == "history":
         from watcher.cli.history import history
@@ -57,7 +57,7 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         entry = move(client, watch, args.version, args.reason, promotion.cli_user(), force=args.force,
                      audit_experiment=config.audit_experiment)
     except promotion.PromotionError as exc:
-        error(str(exc))
+        say_error(str(exc))
         return 1
     say(f"{watch.model_name}: '{watch.production_alias}' -> v{entry.version} "
         f"(was {entry.previous or 'unset'}){' FORCED' if entry.forced else ''}; the running daemon will score it")
@@ -71,7 +71,7 @@ def explain(client: MlflowClient, config: WatcherConfig, run_id: str, as_json: b
     try:
         found = explaining.explain(client, config, run_id)
     except explaining.ExplainError as exc:
-        error(str(exc))
+        say_error(str(exc))
         return 1
     say(json.dumps(found, indent=2, default=str) if as_json else explaining.format_text(found))
     return 0
@@ -85,7 +85,7 @@ def once(poller: Poller) -> int:
     try:
         if leader is not None and leader.db_up is False:
             log.error("once_acted_on_nothing", reason="the ha lock database is unreachable")
-            error("the ha lock database is unreachable: acted on nothing")
+            say_error("the ha lock database is unreachable: acted on nothing")
             return 1
         standby = [w.model_name for w in report.watches if w.standby] if report is not None else []
         if standby:
@@ -96,7 +96,7 @@ def once(poller: Poller) -> int:
             leader.close()
 
 
-def check(client: MlflowClient, config: WatcherConfig) -> int:
+def check_config(client: MlflowClient, config: WatcherConfig) -> int:
     """``check-config``: the file is valid (else exit 2 earlier); reach the server, the ``ha`` lock
     database and every local scoring input (else 1, naming each that failed: all are checked)."""
     from watcher.service.health import lock_database_error
@@ -109,13 +109,13 @@ def check(client: MlflowClient, config: WatcherConfig) -> int:
         experiments.ping(client)
     except Exception as exc:  # noqa: BLE001 - any failure means unreachable
         log.error("tracking_server_unreachable", error=f"{type(exc).__name__}: {exc}")
-        error(f"tracking server unreachable: {type(exc).__name__}: {exc}")
+        say_error(f"tracking server unreachable: {type(exc).__name__}: {exc}")
         failed.append("tracking_server")
     if config.ha is not None:
         problem = lock_database_error(config.ha)
         if problem is not None:
             log.error("lock_database_unreachable", error=problem)
-            error(f"ha lock database unreachable: {problem}")
+            say_error(f"ha lock database unreachable: {problem}")
             failed.append("lock_database")
         else:
             log.info("lock_database_ok")
@@ -128,6 +128,6 @@ def check(client: MlflowClient, config: WatcherConfig) -> int:
             found = [p for p in scoring_inputs(watch.scoring.input) if os.path.isfile(p)]
             if not found:
                 log.error("scoring_input_missing", model_name=watch.model_name, input=watch.scoring.input)
-                error(f"scoring input of {watch.model_name} does not exist: {watch.scoring.input}")
+                say_error(f"scoring input of {watch.model_name} does not exist: {watch.scoring.input}")
                 failed.append(f"scoring_input:{watch.model_name}")
     return 1 if failed else 0

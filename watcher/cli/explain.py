@@ -100,7 +100,7 @@ def explain(client: MlflowClient, config: WatcherConfig, run_id: str) -> dict[st
     return result
 
 
-def _fmt(value: Any) -> str:
+def _fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
@@ -122,8 +122,8 @@ def format_text(found: dict[str, Any]) -> str:
     lines.append("gates:")
     for gate in found["gates"]:
         verdict = "PASS" if gate.get("passed") else "FAIL"
-        lines.append(f"  {verdict}  {gate.get('gate')}: value={_fmt(gate.get('value'))} "
-                     f"threshold={_fmt(gate.get('threshold'))}" + (f"  ({gate['reason']})" if gate.get("reason") else ""))
+        lines.append(f"  {verdict}  {gate.get('gate')}: value={_fmt_value(gate.get('value'))} "
+                     f"threshold={_fmt_value(gate.get('threshold'))}" + (f"  ({gate['reason']})" if gate.get("reason") else ""))
     return "\n".join(lines + _version_lines(found["version"]))
 
 

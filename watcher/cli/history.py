@@ -8,7 +8,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from watcher.cli.output import error, say
+from watcher.cli.output import say, say_error
 from watcher.config import WatchConfig
 from watcher.engine.history import Held, held_at
 from watcher.engine.promotion import production_history
@@ -46,7 +46,7 @@ def history(client: MlflowClient, watch: WatchConfig, audit_experiment: str, at:
         try:
             when = parse_time(at)
         except ValueError:
-            error(f"--at '{at}' is not an ISO-8601 time such as 2026-11-20T10:00:00Z")
+            say_error(f"--at '{at}' is not an ISO-8601 time such as 2026-11-20T10:00:00Z")
             return 2
         held = held_at(full, when, at)
         say(json.dumps(held.as_json(), indent=2) if as_json

@@ -13,6 +13,6 @@ def say(text: str, file: TextIO | None = None) -> None:
     print(redact(text), file=file or sys.stdout)
 
 
-def error(text: str) -> None:
+def say_error(text: str) -> None:
     """``error: <text>`` on stderr."""
     say(f"error: {text}", file=sys.stderr)

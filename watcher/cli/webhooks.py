@@ -11,7 +11,7 @@ import json
 
 from mlflow import MlflowClient
 
-from watcher.cli.output import error, say
+from watcher.cli.output import say, say_error
 from watcher.config import WatcherConfig
 from watcher.obs.logs import get_logger
 
@@ -49,7 +49,7 @@ def uninstall(client: MlflowClient, url: str) -> int:
 
     deleted = webhooks.uninstall(client, url)
     if not deleted:
-        error(f"no webhook points at {url}")
+        say_error(f"no webhook points at {url}")
         return 1
     for webhook_id in deleted:
         log.info("webhook_uninstalled", webhook_id=webhook_id, url=url)
@@ -62,7 +62,7 @@ def install(client: MlflowClient, config: WatcherConfig, url: str) -> int:
     from watcher.store import webhooks
 
     if config.http is None or config.http.webhook_secret is None:
-        error("http.webhook_secret is not set (config file or $WATCHER_HTTP__WEBHOOK_SECRET)")
+        say_error("http.webhook_secret is not set (config file or $WATCHER_HTTP__WEBHOOK_SECRET)")
         return 2
     description = "registry-watcher: production alias events for " + ", ".join(
         sorted({w.model_name for w in config.watches}))
@@ -70,7 +70,7 @@ def install(client: MlflowClient, config: WatcherConfig, url: str) -> int:
         webhook_id, created, extra = webhooks.install(client, url, config.http.webhook_secret.get_secret_value(),
                                                       description)
     except Exception as exc:  # noqa: BLE001 - the server refused (scheme, private address, ...)
-        error(f"MLflow refused the webhook: {type(exc).__name__}: {exc}")
+        say_error(f"MLflow refused the webhook: {type(exc).__name__}: {exc}")
         return 1
     if created:
         log.info("webhook_installed", webhook_id=webhook_id, url=url, created=True, events=webhooks.EVENTS)

@@ -77,7 +77,7 @@ def execute(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTra
             log.info("promotion_completed_by_watcher", alias=alias, version=current, by=action.intent.by,
                      entry_id=action.intent.id, reason=action.reason, writer_host=writer.host if writer else None,
                      writer_pid=writer.pid if writer else None)
-            last = audit.finish(client, action.intent)
+            last = audit.finish_intent(client, action.intent)
         elif isinstance(action, Wait):
             log.debug("promotion_in_progress", alias=alias, version=current, by=action.intent.by,
                       entry_id=action.intent.id)
@@ -124,7 +124,7 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTra
             registry.delete_alias(client, watch.model_name, alias)
     else:
         registry.set_alias(client, watch.model_name, alias, target)
-    entry = audit.finish(client, entry)
+    entry = audit.finish_intent(client, entry)
     metrics.record_protected_alias(watch.model_name, "reverted")
     log.error("protected_alias_reverted", alias=alias, attempted_version=current, restored_version=target,
               moved_by=None, attempt_entry_id=attempt.id, entry_id=entry.id)
@@ -133,5 +133,5 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTra
 
 def begin_own_move(client: MlflowClient, experiment: str, watch: WatchConfig, alias: str, version: str,
                    previous: str | None, action: str, reason: str) -> AuditEntry:
-    """The watcher's own alias move (staging): its intent, finished with ``audit.finish`` afterwards."""
+    """The watcher's own alias move (staging): its intent, finished with ``audit.finish_intent`` afterwards."""
     return audit.begin(client, experiment, AliasMove(watch.model_name, alias, version, previous, WATCHER, action, reason))

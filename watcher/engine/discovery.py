@@ -100,7 +100,7 @@ class Discovery:
         name, tags = str(experiment.name), dict(experiment.tags or {})
         model = tags.get(config.discover.tag, "").strip()
         profile = tags.get(config.discover.profile_tag, "").strip() or DEFAULT_PROFILE
-        reason = self._refusal(client, config, name, model, profile, scoring)
+        reason = self._tag_refusal(client, config, name, model, profile, scoring)
         if reason is not None:
             return model, reason
         try:
@@ -109,7 +109,7 @@ class Discovery:
             return model, f"invalid watch: {format_errors(exc)}"
         return model, Discovered(watch, profile, str(experiment.experiment_id))
 
-    def _refusal(self, client: MlflowClient, config: WatcherConfig, name: str, model: str, profile: str,
+    def _tag_refusal(self, client: MlflowClient, config: WatcherConfig, name: str, model: str, profile: str,
                  scoring: set[str]) -> str | None:
         tag = config.discover.tag if config.discover else keys.DISCOVER_MODEL
         if not model:

@@ -33,7 +33,7 @@ def cli_user() -> str:
     return os.environ.get("REGISTRY_WATCHER_USER") or getpass.getuser()
 
 
-def _refusal(watch: WatchConfig, version: str, decision: str | None, reason: str) -> str:
+def _promotion_refusal(watch: WatchConfig, version: str, decision: str | None, reason: str) -> str:
     what = f"{watch.model_name} v{version}"
     if decision is None:
         why = (f"{what} has no watcher decision (its run was never gated by this watcher), so it is "
@@ -64,7 +64,7 @@ def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reaso
     decision, why = registry.decision_of(client, mv)
     forced = decision != "registered"
     if forced and not force:
-        raise PromotionError(_refusal(watch, version, decision, why))
+        raise PromotionError(_promotion_refusal(watch, version, decision, why))
     if forced and not reason.strip():
         raise PromotionError("--force needs a non-empty --reason: a forced move must say why")
     trail = audit.AuditTrail(audit_experiment)
@@ -74,7 +74,7 @@ def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reaso
     registry.set_alias(client, watch.model_name, watch.production_alias, version)
     registry.set_promotion_tags(client, watch.model_name, version, user=user, reason=reason, action=action,
                                 forced=forced)
-    entry = audit.finish(client, entry)
+    entry = audit.finish_intent(client, entry)
     event = "model_promoted" if action == "promote" else "model_rolled_back"
     log.info(event, model_name=watch.model_name, version=version, previous_version=previous, by=user, reason=reason,
              forced=forced)

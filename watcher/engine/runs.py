@@ -1,6 +1,6 @@
 """Deciding the runs of one page, in three phases, so a burst drains in parallel.
 
-1. ``check`` (a bounded thread pool, ``workers`` at a time): the model is resolved and the gates
+1. ``run_gates`` (a bounded thread pool, ``workers`` at a time): the model is resolved and the gates
    run, while the page's existing versions are looked up beside them (one request). Then, in run
    order as checks complete, the lookup's answer is passed on: a rejected run is decided
    (``reject``, on the pool: decision tags, and on a version the training job registered itself);
@@ -81,7 +81,7 @@ def _stage_and_finish(ctx: WatchContext, verdicts: Sequence[RunVerdict], passing
         if verdict.state == "registered":
             assert verdict.version is not None
             report.registered.append((verdict.run_id, str(verdict.version.version)))
-            metrics.record_decision(ctx.watch.model_name, "registered")
+            metrics.count_decision(ctx.watch.model_name, "registered")
     return PageDecision(tuple(done.get(v.run_id, v) for v in verdicts), move)
 
 
@@ -92,7 +92,7 @@ def _check_and_register(ctx: WatchContext, runs: Sequence[Run], lookup: Future[V
     known: Versions | None = None
     with _decide_pool(ctx, len(runs)) as workers:
         slots: list[RunVerdict | Future[RunVerdict]] = []
-        for checked in _each(workers, partial(check, ctx, champion), runs):
+        for checked in _each(workers, partial(run_gates, ctx, champion), runs):
             if known is None and checked.state in ("refused", "passed"):
                 known = _versions(lookup, checked.run_id)
             slots.append(_next(ctx, workers, checked, known or {}, report))
@@ -167,7 +167,7 @@ def _champion(ctx: WatchContext) -> Champion:
     return Champion(version, run_store.run_metrics(ctx.client, mv.run_id))
 
 
-def check(ctx: WatchContext, champion: Champion, run: Run) -> RunVerdict:
+def run_gates(ctx: WatchContext, champion: Champion, run: Run) -> RunVerdict:
     """Phase 1 on the pool: resolve the model and run the gates (no write unless a failure is counted)."""
     watch = ctx.watch
     if ctx.stop.is_set() or not ctx.leading():
@@ -197,7 +197,7 @@ def reject(ctx: WatchContext, verdict: RunVerdict, known: Versions) -> RunVerdic
                                       model_name=watch.model_name)
             log.warning("run_rejected", reason=reason, failed_gates=[r.gate for r in verdict.results if not r.passed],
                         run_name=run.info.run_name, existing_version=existing)
-            metrics.record_decision(watch.model_name, "rejected")
+            metrics.count_decision(watch.model_name, "rejected")
         except Exception as exc:  # noqa: BLE001 - classified there
             return retry_or_error(ctx, verdict, exc)
     return replace(verdict, state="rejected", settled=True, reason=reason)

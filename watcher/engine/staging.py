@@ -46,7 +46,7 @@ def stage(ctx: WatchContext, newest: RunVerdict) -> ForwardMove | None:
         # the alias request returned: said at once, then the intent is closed
         log.info("staging_alias_moved", alias=watch.staging_alias, previous_version=move.previous or None)
         metrics.observe_run_to_staging(time.time() - end_time / 1000)
-        audit.finish(client, intent)
+        audit.finish_intent(client, intent)
     return move
 
 

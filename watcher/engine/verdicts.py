@@ -1,6 +1,6 @@
 """What a tick makes of one run: :class:`RunVerdict`, a frozen value each phase returns anew.
 
-A run goes ``check`` -> ``refused`` (gates said no) -> ``rejected``; or ``passed`` -> ``versioned``
+A run goes ``run_gates`` -> ``refused`` (gates said no) -> ``rejected``; or ``passed`` -> ``versioned``
 (its version found or created) -> ``registered`` (staging moved, decision written). A failure that
 is not the run's own verdict is counted on the run (:func:`retry_or_error`): the run is retried
 next tick (``retry``) or, after ``max_run_attempts``, decided ``error``. ``settled`` says whether
@@ -95,5 +95,5 @@ def _count_failure(ctx: WatchContext, run: Run, error: str) -> bool:
     run_store.record_decision(client, run.info.run_id, "error", gates_json([]), reason=reason,
                               model_name=watch.model_name)
     log.error("run_errored", reason=reason, attempts=count, run_name=run.info.run_name)
-    metrics.record_decision(watch.model_name, "error")
+    metrics.count_decision(watch.model_name, "error")
     return True

@@ -74,7 +74,7 @@ def init_polls() -> None:
         POLLS.labels(outcome=outcome)
 
 
-def record_decision(model: str, decision: str) -> None:
+def count_decision(model: str, decision: str) -> None:
     """Count one run decision."""
     DECISIONS.labels(model=model, decision=decision).inc()
 

@@ -126,7 +126,7 @@ def _attempt(client: MlflowClient, watch: WatchConfig, entry: AuditEntry) -> Sco
         refused = refusal(client, watch, version, entry)
         if refused:
             return ScoringAttempt(None, version, error=ScoringError(refused))
-        experiment_id = records.experiment_id(client, watch.scoring_experiment or "")
+        experiment_id = records.scoring_experiment_id(client, watch.scoring_experiment or "")
         key = records.scoring_key(watch.model_name, entry)
         adopted = records.adopt_or_clean(client, experiment_id, key)
         if adopted:

@@ -82,7 +82,7 @@ class AuditEntry:
         return shown
 
 
-def experiment_id(client: MlflowClient, name: str, create: bool = True) -> str | None:
+def audit_experiment_id(client: MlflowClient, name: str, create: bool = True) -> str | None:
     """The audit experiment's id; created (tagged ``watcher.kind=audit``) when missing and ``create``."""
     if create:
         return experiments.get_or_create(client, name, keys.KIND_AUDIT, "audit_experiment")
@@ -101,13 +101,13 @@ class AuditTrail:
     def find(self, client: MlflowClient) -> str | None:
         """The id, or None while the experiment does not exist."""
         if self._id is None:
-            self._id = experiment_id(client, self.name, create=False)
+            self._id = audit_experiment_id(client, self.name, create=False)
         return self._id
 
     def ensure(self, client: MlflowClient) -> str:
         """The id, the experiment created when missing (before the first entry is written)."""
         if self._id is None:
-            self._id = experiment_id(client, self.name, create=True) or ""
+            self._id = audit_experiment_id(client, self.name, create=True) or ""
         return self._id
 
 
@@ -197,7 +197,7 @@ def recent(client: MlflowClient, experiment: AuditTrail | str, model_name: str, 
 
 
 def begin(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -> AuditEntry:
-    """Create the entry as an intent (a RUNNING run); :func:`finish` makes it a recorded move."""
+    """Create the entry as an intent (a RUNNING run); :func:`finish_intent` makes it a recorded move."""
     at = now_iso(move.at_ms)
     reason = truncate(move.reason or "", keys.RUN_TAG_LIMIT)
     tags = {keys.KIND: keys.KIND_AUDIT, keys.AUDIT_MODEL: move.model_name, keys.AUDIT_ALIAS: move.alias,
@@ -214,7 +214,7 @@ def begin(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -
     return _entry(run)
 
 
-def finish(client: MlflowClient, entry: AuditEntry) -> AuditEntry:
+def finish_intent(client: MlflowClient, entry: AuditEntry) -> AuditEntry:
     """Mark an intent as a recorded move (idempotent: the CLI and the daemon may both call it)."""
     client.set_terminated(entry.id, RunStatus.to_string(RunStatus.FINISHED), end_time=None)
     return replace(entry, status="done")
@@ -227,7 +227,7 @@ def abandon(client: MlflowClient, entry: AuditEntry) -> None:
 
 def record(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -> AuditEntry:
     """Create and finish an entry (a move already made, e.g. one observed by the daemon)."""
-    return finish(client, begin(client, experiment, move))
+    return finish_intent(client, begin(client, experiment, move))
 
 
 def from_run(run: Run) -> AuditEntry:

@@ -96,7 +96,7 @@ class ExperimentIds:
             if key in self._names:
                 self._names.move_to_end(key)
                 return self._names[key]
-        name = name_of(client, experiment_id)
+        name = _fetch_name(client, experiment_id)
         with self._lock:
             self._names[key] = name
             while len(self._names) > NAMES_KEPT:
@@ -123,7 +123,12 @@ def get_or_create(client: MlflowClient, name: str, kind: str, setting: str) -> s
 
 
 def name_of(client: MlflowClient, experiment_id: str) -> str:
-    """The name of an experiment, by id (one request; :meth:`ExperimentIds.name_of` remembers it)."""
+    """:meth:`ExperimentIds.name_of` on the process's ids."""
+    return IDS.name_of(client, experiment_id)
+
+
+def _fetch_name(client: MlflowClient, experiment_id: str) -> str:
+    """The name of an experiment, by id: one request, not remembered."""
     return str(client.get_experiment(experiment_id).name)
 
 

@@ -115,7 +115,7 @@ def scoring_key(model_name: str, entry: AuditEntry) -> str:
     return f"{model_name}:{entry.id}"
 
 
-def experiment_id(client: MlflowClient, name: str) -> str:
+def scoring_experiment_id(client: MlflowClient, name: str) -> str:
     """Get or create the scoring experiment."""
     return experiments.get_or_create(client, name, keys.KIND_SCORING, "scoring.experiment")
 

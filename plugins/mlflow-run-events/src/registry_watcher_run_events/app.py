@@ -33,7 +33,7 @@ def create_app() -> Any:
     """``--app-name registry-watcher``: MLflow's server plus run events."""
     from mlflow.server import app as flask_app
 
-    hook.install(flask_app)
+    hook.attach(flask_app)
     return _serve(flask_app)
 
 
@@ -62,5 +62,5 @@ def create_basic_auth_app() -> Any:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
         os.environ[BOOTSTRAPPED_ENV] = "true"  # this worker's create_app: open the store, no second bootstrap
     served = auth_create_app(flask_app)  # FastAPI under uvicorn, Flask otherwise (MLflow decides)
-    hook.install(flask_app)
+    hook.attach(flask_app)
     return served

@@ -49,7 +49,7 @@ def after_request(response: Any) -> Any:
     return response
 
 
-def install(flask_app: Any) -> bool:
+def attach(flask_app: Any) -> bool:
     """Register the hook on MLflow's Flask app, once; False (and an error) when the route moved."""
     if UPDATE_RUN_ENDPOINT not in flask_app.view_functions:
         log.error("registry-watcher run events: MLflow no longer serves %s through Flask; no run event will be "
