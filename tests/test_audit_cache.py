@@ -10,6 +10,8 @@ step; a dirty alias is read directly once. No server: the reads are replaced by 
 
 from __future__ import annotations
 
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -151,3 +153,26 @@ def test_only_the_newest_entries_of_an_alias_are_kept(trail: FakeTrail) -> None:
     kept = cache.recent(CLIENT, "m", "production")
     assert [e.id for e in kept] == [f"e{i:02}" for i in range(2 * RECENT, 3 * RECENT)]
     assert len(cache.entries[("m", "production")]) <= 2 * RECENT
+
+
+class _Server:
+    """A client of one tracking server: the audit experiment has its own id on each."""
+
+    def __init__(self, uri: str, experiment_id: str) -> None:
+        self.tracking_uri, self.experiment_id, self.asked = uri, experiment_id, 0
+
+    def get_experiment_by_name(self, name: str) -> Any:
+        self.asked += 1
+        return SimpleNamespace(name=name, experiment_id=self.experiment_id, lifecycle_stage="active")
+
+
+def test_the_trail_resolves_its_id_per_tracking_server() -> None:
+    """After a reload to another ``tracking_uri`` the same trail (``AuditCache.trail``) gives the new
+    server's id, not the old one's; each server is asked once (the experiment cache, keyed by URI)."""
+    unique = uuid.uuid4().hex
+    old, new = _Server(f"http://old-{unique}", "11"), _Server(f"http://new-{unique}", "22")
+    trail = AuditTrail("registry-watcher-audit")
+    assert trail.find(old) == "11" and trail.find(old) == "11"
+    assert trail.find(new) == "22" and trail.ensure(new) == "22"
+    assert trail.find(old) == "11"
+    assert (old.asked, new.asked) == (1, 1)

@@ -1,6 +1,6 @@
 """Issue 25, item 6: no private MLflow API.
 
-``is_unreachable`` classifies by exception type and HTTP status, not message text: each case here is
+``is_unreachable`` classifies by exception type, not message text: each case here is
 the real exception MLflow raises against a closed port or a tiny local HTTP server (no MLflow
 server). The client is MLflow's own, prompt check included: a prompt named as a watch's model is
 refused and never written to (an in-process SQLite store).
@@ -15,11 +15,15 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
+import psycopg
 import pytest
 import requests
+import sqlalchemy.exc
+import urllib3.exceptions
 from conftest import in_process
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
+from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, TEMPORARILY_UNAVAILABLE
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine import Session, reconcile_once
@@ -88,18 +92,13 @@ def test_a_closed_port_is_unreachable(server: _Server) -> None:
     assert isinstance(error, MlflowException) and is_unreachable(error)
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
-def test_a_gateway_status_whose_retries_ran_out_is_unreachable(server: _Server, status: int) -> None:
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_a_status_whose_retries_ran_out_is_unreachable(server: _Server, status: int) -> None:
+    """MLflow retries these statuses; a storm that outlasts the retries is an outage, whatever the
+    status (urllib3's ``MaxRetryError`` in the chain, as before House II)."""
     server.status, server.body = status, b"<html>bad gateway</html>"
     error = _error_of(_uri(server))
     assert isinstance(error, MlflowException) and is_unreachable(error), repr(error)
-
-
-@pytest.mark.parametrize("status", [500, 429])
-def test_a_storm_of_500s_or_429s_is_the_server_answering(server: _Server, status: int) -> None:
-    server.status = status
-    error = _error_of(_uri(server))
-    assert isinstance(error, MlflowException) and not is_unreachable(error), repr(error)
 
 
 def test_a_read_timeout_is_unreachable(server: _Server) -> None:
@@ -125,16 +124,22 @@ def test_an_answer_of_the_server_is_not_an_outage(server: _Server) -> None:
 
 def test_the_status_decides_and_not_the_text() -> None:
     """Built by hand: what a server says about itself, and text that only looks like an outage."""
-    assert is_unreachable(RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "down for upgrade"}))
-    assert is_unreachable(RestException({"error_code": "DEADLINE_EXCEEDED", "message": "slow"}))
+    down = RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "down for upgrade"})
+    assert not is_unreachable(down)  # an answer without retries behind it
+    assert not is_unreachable(RestException({"error_code": "DEADLINE_EXCEEDED", "message": "slow"}))
+    assert not is_unreachable(MlflowException("database is locked", error_code=TEMPORARILY_UNAVAILABLE))
+    assert not is_unreachable(MlflowException("timeout", error_code=DEADLINE_EXCEEDED))  # in-process store
     assert not is_unreachable(MlflowException("Connection refused, timed out, too many 503 error responses"))
     assert not is_unreachable(RuntimeError("Failed to establish a new connection"))
     assert is_unreachable(ConnectionResetError("peer"))
     answered = requests.Response()
     answered.status_code = 503
-    assert is_unreachable(requests.HTTPError(response=answered))
-    answered.status_code = 500
     assert not is_unreachable(requests.HTTPError(response=answered))
+    exhausted = urllib3.exceptions.MaxRetryError(None, "/api", urllib3.exceptions.ResponseError("too many 500s"))
+    assert is_unreachable(exhausted)
+    down.__context__ = requests.exceptions.RetryError(exhausted)
+    down.__context__.__context__ = exhausted
+    assert is_unreachable(down)
     try:  # found in the chain, however deep
         try:
             raise TimeoutError("read")
@@ -142,6 +147,22 @@ def test_the_status_decides_and_not_the_text() -> None:
             raise ValueError("wrapped") from exc
     except ValueError as outer:
         assert is_unreachable(outer)
+
+
+def test_a_database_driver_is_unreachable_only_by_a_typed_cause() -> None:
+    """psycopg's "Connection refused" carries no typed cause (libpq's text only): not an outage;
+    a driver that chains the socket's ``ConnectionRefusedError`` (pymysql) is one, through
+    SQLAlchemy's wrapper and MLflow's ``TEMPORARILY_UNAVAILABLE`` too."""
+    refused = psycopg.OperationalError('connection to server at "127.0.0.1" failed: Connection refused')
+    assert not is_unreachable(refused)
+    assert not is_unreachable(sqlalchemy.exc.OperationalError("connect", {}, refused))
+    driver = RuntimeError("Can't connect to server")  # a DBAPI error raised in the socket's handler
+    driver.__context__ = ConnectionRefusedError(111, "Connection refused")
+    wrapped = sqlalchemy.exc.OperationalError("connect", {}, driver)
+    wrapped.__cause__ = driver
+    store = MlflowException(str(wrapped), error_code=TEMPORARILY_UNAVAILABLE)
+    store.__cause__ = wrapped
+    assert is_unreachable(store)
 
 
 @in_process

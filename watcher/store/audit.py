@@ -90,25 +90,23 @@ def audit_experiment_id(client: MlflowClient, name: str, create: bool = True) ->
 
 
 class AuditTrail:
-    """The audit experiment of one step (a tick's alias step, a CLI verb): its name resolved to its
-    id once, then passed along. A missing experiment is looked up again at the next read (another
-    writer, the CLI's first promote, may create it meanwhile); :meth:`ensure` creates it."""
+    """The audit experiment of one step (a tick's alias step, a CLI verb), passed along by name.
+    Its id is resolved through the one experiment cache (:data:`watcher.store.experiments.IDS`,
+    keyed by tracking URI and name): one request per server, none after, and a client of another
+    server (a reload to another ``tracking_uri``) gets that server's id. A missing experiment is
+    looked up again at the next read (another writer, the CLI's first promote, may create it
+    meanwhile); :meth:`ensure` creates it."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._id: str | None = None
 
     def find(self, client: MlflowClient) -> str | None:
         """The id, or None while the experiment does not exist."""
-        if self._id is None:
-            self._id = audit_experiment_id(client, self.name, create=False)
-        return self._id
+        return audit_experiment_id(client, self.name, create=False)
 
     def ensure(self, client: MlflowClient) -> str:
         """The id, the experiment created when missing (before the first entry is written)."""
-        if self._id is None:
-            self._id = audit_experiment_id(client, self.name, create=True) or ""
-        return self._id
+        return audit_experiment_id(client, self.name, create=True) or ""
 
 
 def trail(experiment: AuditTrail | str) -> AuditTrail:

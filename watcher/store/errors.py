@@ -1,31 +1,37 @@
 """Which failures are the tracking server being unreachable (not the run's fault, not a bug).
 
-An unreachable server (connection refused or reset, a timeout, a gateway's 502/503/504) is an
-outage: the daemon backs off and reports it once (``tracking_server_unreachable``), and no run's
-attempt counter moves. Any other failure of one run is counted against that run
-(``watcher.attempts``).
+An unreachable server is an outage: the daemon backs off and reports it once
+(``tracking_server_unreachable``), and no run's attempt counter moves. Any other failure of one
+run is counted against that run (``watcher.attempts``).
 
-Classified by exception type and HTTP status, never by message text, walking the cause/context
-chain (MLflow wraps the transport's error in an ``MlflowException`` raised inside its handler):
+Classified by exception type, never by message text, walking the cause/context chain (MLflow
+wraps the transport's error in an ``MlflowException`` raised inside its handler). Unreachable:
 
-* the standard library's ``ConnectionError`` (refused, reset, aborted) and ``TimeoutError``;
-* requests' ``ConnectionError`` and ``Timeout``, urllib3's ``ProtocolError``, ``NewConnectionError``
+* the standard library's ``ConnectionError`` (refused, reset, aborted) and ``TimeoutError``
+  anywhere in the chain, whoever raised it (a database driver that chains the socket's error too);
+* requests' ``ConnectionError`` and ``Timeout``; urllib3's ``ProtocolError``, ``NewConnectionError``
   (with ``NameResolutionError``) and ``TimeoutError`` (connect and read);
-* urllib3's ``MaxRetryError`` by its ``reason``: MLflow retries 408/429/500/502/503/504 and, when the
-  retries run out, raises the ``MaxRetryError`` whose reason is a ``ResponseError``. urllib3 carries
-  that status only in the ``ResponseError``'s text, built from its public template
-  ``ResponseError.SPECIFIC_ERROR``; the status is read back with that same template, so 502/503/504
-  (a gateway with no server behind it) are an outage and a storm of 500s or 429s is not;
-* an ``MlflowException`` whose error code maps to HTTP 503 or 504 (``TEMPORARILY_UNAVAILABLE``,
-  ``DEADLINE_EXCEEDED``): the server itself said it cannot answer now; requests' ``HTTPError`` with
-  a response of status 502/503/504.
+* urllib3's ``MaxRetryError``, whatever its reason: MLflow retries 408/429/500/502/503/504, and
+  when the retries run out (requests raises ``RetryError`` in the ``MaxRetryError``'s handler) the
+  server has failed every attempt: an outage, a storm of 500s or 429s as much as a gateway's 503;
+* a bare urllib3 ``ResponseError`` (outside a ``MaxRetryError``) on 502/503/504, read back with
+  urllib3's own public template ``ResponseError.SPECIFIC_ERROR``.
+
+Not unreachable: an answer of the server without retries behind it, whatever its status: a
+``RestException`` (even ``TEMPORARILY_UNAVAILABLE``/503 or ``DEADLINE_EXCEEDED``/504), requests'
+``HTTPError``; an ``MlflowException`` raised in this process (an in-process store's 503/504
+error codes, e.g. SQLite's "database is locked" wrapped as ``TEMPORARILY_UNAVAILABLE``); text that
+only looks like an outage. A database driver's ``OperationalError`` (psycopg,
+``sqlalchemy.exc.OperationalError``) is unreachable only when its chain carries a typed cause
+above (pymysql chains the ``ConnectionRefusedError``): psycopg builds "Connection refused" from
+libpq's message with no typed cause, no SQLSTATE and no errno, so it is not told apart from a
+refused password and counts as a failure, not an outage.
 """
 
 from __future__ import annotations
 
 import requests.exceptions
 import urllib3.exceptions
-from mlflow.exceptions import MlflowException
 
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 """HTTP statuses of a server (or the proxy before it) that cannot answer now."""
@@ -34,6 +40,7 @@ _TRANSPORT = (
     ConnectionError, TimeoutError,  # builtins: refused, reset, aborted; socket timeouts
     requests.exceptions.ConnectionError, requests.exceptions.Timeout,
     urllib3.exceptions.ProtocolError, urllib3.exceptions.NewConnectionError, urllib3.exceptions.TimeoutError,
+    urllib3.exceptions.MaxRetryError,  # retries ran out, whatever the reason
 )
 _GATEWAY_RETRY_REASONS = {urllib3.exceptions.ResponseError.SPECIFIC_ERROR.format(status_code=code): code
                           for code in GATEWAY_STATUSES}
@@ -49,15 +56,7 @@ def retry_exhausted_status(exc: BaseException) -> int | None:
 
 def _says_unreachable(exc: BaseException) -> bool:
     """This one exception (not its chain) says the server did not answer."""
-    if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        return exc.reason is not None and _says_unreachable(exc.reason)
-    if isinstance(exc, urllib3.exceptions.ResponseError):
-        return retry_exhausted_status(exc) is not None
-    if isinstance(exc, MlflowException):
-        return exc.get_http_status_code() in GATEWAY_STATUSES  # type: ignore[no-untyped-call]
-    if isinstance(exc, requests.exceptions.HTTPError):  # raise_for_status() of a request made without retries
-        return exc.response is not None and exc.response.status_code in GATEWAY_STATUSES
-    return isinstance(exc, _TRANSPORT)
+    return isinstance(exc, _TRANSPORT) or retry_exhausted_status(exc) is not None
 
 
 def is_unreachable(exc: BaseException) -> bool:
