@@ -5,7 +5,10 @@
    order as checks complete, the lookup's answer is passed on: a rejected run is decided
    (``reject``, on the pool: decision tags, and on a version the training job registered itself);
    a passing run's version is found or created with its tags (``register``, on the tick's
-   thread), so version numbers follow the runs' end times as they would one at a time.
+   thread), so version numbers follow the runs' end times as they would one at a time. Before a
+   passing run is registered, the rejections of the runs before it are waited for (a crash or an
+   outage in one surfaces there, before any later run is registered); the report hears of every
+   verdict in run order.
 2. ``stage`` (the tick's thread, ``watcher.engine.staging``): the staging alias moves once,
    forward only, to the newest passing run of the page; not once per run.
 3. ``finish`` (the pool again): each passing run's decision tags, the commit marker, written
@@ -90,28 +93,41 @@ def _check_and_register(ctx: WatchContext, runs: Sequence[Run], lookup: Future[V
     """Phase 1: every run checked on the pool; in run order, the lookup's answer passed to the next step."""
     champion = _champion(ctx)
     known: Versions | None = None
+    slots: list[RunVerdict | Future[RunVerdict]] = []
+    settled = 0
     with _decide_pool(ctx, len(runs)) as workers:
-        slots: list[RunVerdict | Future[RunVerdict]] = []
         for checked in _each(workers, partial(run_gates, ctx, champion), runs):
             if known is None and checked.state in ("refused", "passed"):
                 known = _versions(lookup, checked.run_id)
-            slots.append(_next(ctx, workers, checked, known or {}, report))
-        verdicts = [_record(report, slot.result()) if isinstance(slot, Future) else slot for slot in slots]
+            if checked.state == "passed":  # the earlier runs' rejections first: a crash there stops the page
+                settled = _settle(slots, settled, report)
+            slots.append(_next(ctx, workers, checked, known or {}))
+        _settle(slots, settled, report)
     if known is None:
         _versions(lookup, None)  # its failure is said even when no run needed it
-    return verdicts
+    return [slot for slot in slots if isinstance(slot, RunVerdict)]
 
 
-def _next(ctx: WatchContext, workers: ThreadPoolExecutor | None, checked: RunVerdict, known: Versions,
-          report: WatchReport) -> RunVerdict | Future[RunVerdict]:
-    """After the check: a rejection is written (on the pool when there is one), a pass registered here."""
+def _settle(slots: list[RunVerdict | Future[RunVerdict]], settled: int, report: WatchReport) -> int:
+    """Wait for the slots from ``settled`` on, in run order (a rejection's exception raised here), and
+    add each to the report in that order; the new count of settled slots."""
+    for index in range(settled, len(slots)):
+        slot = slots[index]
+        slots[index] = _record(report, slot.result() if isinstance(slot, Future) else slot)
+    return len(slots)
+
+
+def _next(ctx: WatchContext, workers: ThreadPoolExecutor | None, checked: RunVerdict,
+          known: Versions) -> RunVerdict | Future[RunVerdict]:
+    """After the check: a rejection is written (on the pool when there is one), a pass registered here;
+    reported later, in run order (:func:`_settle`)."""
     if checked.state == "refused":
         if workers is not None:
             return workers.submit(contextvars.copy_context().run, reject, ctx, checked, known)
-        return _record(report, reject(ctx, checked, known))
+        return reject(ctx, checked, known)
     if checked.state == "passed":
-        return _record(report, register(ctx, checked, known))
-    return _record(report, checked)
+        return register(ctx, checked, known)
+    return checked
 
 
 def _record(report: WatchReport, verdict: RunVerdict) -> RunVerdict:
