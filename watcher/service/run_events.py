@@ -2,8 +2,9 @@
 
 An event names an experiment by id. The watches of that experiment get a tick, nobody else's: the
 poller ticks only them (``Poller.request_tick(reason, experiments=...)``). An id not seen before (an
-experiment created after the watcher started) is looked up once and cached before the event is
-judged to be nobody's. The watcher's own runs (audit trail, scoring) never match a watch: those
+experiment created after the watcher started) is looked up once, through the process's one
+experiment cache (``watcher.store.experiments.IDS.name_of``, keyed by tracking URI and id), before
+the event is judged to be nobody's. The watcher's own runs (audit trail, scoring) never match a watch: those
 experiments may not be watched (config validation), so their events are answered 2xx and ignored.
 Events are hints: a lost one costs at most one poll interval, a duplicate or replay one extra,
 harmless tick; the poll stays the source of truth.
@@ -11,8 +12,6 @@ harmless tick; the poll stays the source of truth.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from mlflow import MlflowClient
@@ -22,8 +21,6 @@ from watcher.obs.logs import get_logger
 from watcher.store import experiments
 
 log = get_logger("watcher.webhooks")
-CACHE_SIZE = 10_000
-"""Experiment ids remembered (id -> name; an experiment's name rarely changes, its id never)."""
 
 
 class RunEventRouter:
@@ -32,24 +29,14 @@ class RunEventRouter:
     def __init__(self, client: Callable[[], MlflowClient], watches: Callable[[], Iterable[WatchConfig]]) -> None:
         self._client = client
         self._watches = watches
-        self._names: OrderedDict[str, str | None] = OrderedDict()
-        self._lock = threading.Lock()
 
     def _name(self, experiment_id: str) -> str | None:
-        with self._lock:
-            if experiment_id in self._names:
-                self._names.move_to_end(experiment_id)
-                return self._names[experiment_id]
+        """The experiment's name (remembered by ``IDS``, the one owner); None when it cannot be read."""
         try:
-            name: str | None = experiments.name_of(self._client(), experiment_id)
+            return experiments.IDS.name_of(self._client(), experiment_id)
         except Exception as exc:  # noqa: BLE001 - unknown id or server down: the poll is the backstop
             log.debug("run_event_experiment_unknown", experiment_id=experiment_id, error=f"{type(exc).__name__}: {exc}")
             return None
-        with self._lock:
-            self._names[experiment_id] = name
-            while len(self._names) > CACHE_SIZE:
-                self._names.popitem(last=False)
-        return name
 
     def watched(self, experiment_id: str) -> list[str]:
         """The watched experiment names the event concerns (empty: nobody's)."""
