@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class WatchReport:
-    """What one tick did for one watch."""
+    """What one tick did for one watch: the tick's one output accumulator. Appended to on the
+    tick's thread only, as each step comes back (its verdicts in run order, ``watcher.engine.runs``);
+    everything else a tick passes along is frozen (``WatchContext``, ``RunVerdict``, ``Snapshot``)."""
 
     model_name: str
     experiment: str

@@ -62,7 +62,12 @@ def always() -> bool:
 
 @dataclass(frozen=True)
 class WatchContext:
-    """One watch in one tick: what every step reads and none writes."""
+    """One watch in one tick: what every step reads and none writes, but one field.
+
+    :attr:`end_times` is not tick data: it is the session's memo for this model
+    (``Session.end_times[model]``, the same dict), a cache of immutable facts that staging fills in
+    (``watcher.engine.staging``) so later ticks cost no request. What a tick did goes to its one
+    output accumulator, the watch's ``WatchReport``."""
 
     client: MlflowClient
     config: WatcherConfig
@@ -75,4 +80,5 @@ class WatchContext:
     aliases: Mapping[str, str] = field(default_factory=dict)
     """The model's aliases as this tick knows them (a new context after the watcher moves one)."""
     end_times: dict[str, int] = field(default_factory=dict)
-    """Version -> its run's end time: the session's memo for this model (a cache, not tick data)."""
+    """Version -> its run's end time: the session's memo for this model (a cache, not tick data),
+    written by staging; the only mutable value a context carries."""

@@ -17,8 +17,9 @@ per-watch path holds: the cache only ever sends a watch down the exact path, nev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
@@ -50,7 +51,7 @@ class AuditCache:
 
     experiment: str | None = None
     trail: AuditTrail | None = None
-    """The audit experiment, its name resolved to its id once for this process."""
+    """The audit experiment (its id resolved per tracking server, through ``experiments.IDS``)."""
     entries: dict[tuple[str, str], dict[str, AuditEntry]] = field(default_factory=dict)
     watermark: int | None = None
     """Start time (epoch ms) of the newest entry read, never ahead of :attr:`clock`."""
@@ -104,15 +105,15 @@ class AuditCache:
             self.entries[key] = {e.id: e for e in kept}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
-    """What one tick knows of the fleet before it visits a watch."""
+    """What one tick knows of the fleet before it visits a watch (tick data: read-only)."""
 
-    models: dict[str, RegisteredModel]
+    models: Mapping[str, RegisteredModel]
     """Model name -> the registered model (missing: not created yet)."""
-    experiment_ids: dict[str, str]
+    experiment_ids: Mapping[str, str]
     """Experiment name -> id, for the watched experiments that exist."""
-    busy: set[str] | None
+    busy: frozenset[str] | None
     """Ids of experiments with an undecided finished run; None: unknown (every watch searches)."""
 
     def has_candidates(self, watch: WatchConfig) -> bool:
@@ -132,7 +133,9 @@ def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[Watc
     models = batch_reads.models_by_name(client, {w.model_name for w in watches})
     busy = _busy(client, config, watches, models, ids, support) if scan else None
     cache.expire(config.audit_experiment)
-    return Snapshot(models, {w.experiment: ids[w.experiment] for w in watches if w.experiment in ids}, busy)
+    return Snapshot(MappingProxyType(models),
+                    MappingProxyType({w.experiment: ids[w.experiment] for w in watches if w.experiment in ids}),
+                    None if busy is None else frozenset(busy))
 
 
 def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchConfig],
