@@ -8,6 +8,7 @@ reason; with ``REGISTRY_WATCHER_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) that s
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,10 @@ os.environ.setdefault(STRICT_EVENTS_ENV, "1")  # an event missing from watcher.o
 # The servers the tests start need no job runner (MLflow's GenAI jobs: a runner and several huey consumers,
 # each a process importing MLflow); webhook delivery is a thread of the server, not a job.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+if os.environ.get("PYTEST_XDIST_WORKER") and not hasattr(sys.modules["__main__"], "__file__"):
+    # an xdist worker's __main__ is `python -c` code, which pyspark.sql.connect (imported by MLflow's
+    # infer_signature) takes for its doctest runner: without grpc it then calls sys.exit(0)
+    sys.modules["__main__"].__file__ = __file__
 if os.access("/dev/shm", os.W_OK):  # noqa: S108 - tmp_path in memory: the servers' SQLite files and artifacts
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", "/dev/shm")  # are written with fsync, slow on a busy disk
 
@@ -120,16 +125,29 @@ MODULE_FIXTURE_MODULES = {"test_docs", "test_run_events", "test_run_events_plugi
 """Modules with an expensive module or session fixture of their own (a server, a Spark JVM, a site build)."""
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``): the tests of the lock database run in one
-    worker, one after the other (two replicas of the default group in two tests at once would share
-    its models between them), and a module with a server of its own is not split over two workers."""
-    for item in items:
-        module = item.module.__name__ if getattr(item, "module", None) else ""
-        if "lock_url" in getattr(item, "fixturenames", ()) or module in LOCK_DB_MODULES:
-            item.add_marker(pytest.mark.xdist_group("lock_db"))
-        elif module in MODULE_FIXTURE_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
+def _xdist_scope(nodeid: str) -> str:
+    """The work unit of a test under ``pytest -n N --dist loadgroup``: ``lock_db`` for the tests of the
+    lock database (two replicas of the default group in two tests at once would share their models
+    between them), the module for a module with a server of its own (not started twice), else the test."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    if module in LOCK_DB_MODULES:
+        return "lock_db"
+    return module if module in MODULE_FIXTURE_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup`` (``make test``) with the groups of :func:`_xdist_scope`, computed from the
+    test ids: xdist's own ``xdist_group`` marks rename the test ids, which pytest 9.2 no longer lets them do."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _xdist_scope(nodeid)
+
+    return Grouped(config, log)
 
 
 MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
