@@ -100,15 +100,15 @@ def _check_and_register(ctx: WatchContext, runs: Sequence[Run], lookup: Future[V
             if known is None and checked.state in ("refused", "passed"):
                 known = _versions(lookup, checked.run_id)
             if checked.state == "passed":  # the earlier runs' rejections first: a crash there stops the page
-                settled = _settle(slots, settled, report)
+                settled = _await_earlier(slots, settled, report)
             slots.append(_next(ctx, workers, checked, known or {}))
-        _settle(slots, settled, report)
+        _await_earlier(slots, settled, report)
     if known is None:
         _versions(lookup, None)  # its failure is said even when no run needed it
     return [slot for slot in slots if isinstance(slot, RunVerdict)]
 
 
-def _settle(slots: list[RunVerdict | Future[RunVerdict]], settled: int, report: WatchReport) -> int:
+def _await_earlier(slots: list[RunVerdict | Future[RunVerdict]], settled: int, report: WatchReport) -> int:
     """Wait for the slots from ``settled`` on, in run order (a rejection's exception raised here), and
     add each to the report in that order; the new count of settled slots."""
     for index in range(settled, len(slots)):
@@ -120,7 +120,7 @@ def _settle(slots: list[RunVerdict | Future[RunVerdict]], settled: int, report: 
 def _next(ctx: WatchContext, workers: ThreadPoolExecutor | None, checked: RunVerdict,
           known: Versions) -> RunVerdict | Future[RunVerdict]:
     """After the check: a rejection is written (on the pool when there is one), a pass registered here;
-    reported later, in run order (:func:`_settle`)."""
+    reported later, in run order (:func:`_await_earlier`)."""
     if checked.state == "refused":
         if workers is not None:
             return workers.submit(contextvars.copy_context().run, reject, ctx, checked, known)
