@@ -47,11 +47,8 @@ SAME_CONCEPT = {
     "sign": "the webhook signature (the watcher's and the plugin's copy)",
 }
 
-PENDING = {
-    # different things under one name, in watcher/service/ (renamed by its owner): RunEventRouter's
-    # watched experiment names vs the webhook Receiver's watched model -> aliases
-    "watched": "RunEventRouter.watched / Receiver.watched",
-}
+PENDING: dict[str, str] = {}
+"""Different things under one name still to be renamed (empty: none left)."""
 
 
 def _definitions() -> dict[str, list[str]]:

@@ -29,6 +29,6 @@ def test_an_id_is_resolved_once_through_the_experiment_cache() -> None:
     client = _Client({"1": "churn", "2": "other"})
     watches = [WatchConfig(experiment="churn", model_name="m", gates=[{"metric": "recall", "min": 0.0}])]
     router = RunEventRouter(lambda: client, lambda: watches)  # type: ignore[arg-type,return-value]
-    assert router.watched("1") == ["churn"] and router.watched("1") == ["churn"]
-    assert router.watched("2") == [] and router.watched("9") == [] and router.watched("9") == []
+    assert router.experiments_for("1") == ["churn"] and router.experiments_for("1") == ["churn"]
+    assert router.experiments_for("2") == [] and router.experiments_for("9") == [] and router.experiments_for("9") == []
     assert client.asked == ["1", "2", "9", "9"]

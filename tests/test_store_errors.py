@@ -80,6 +80,13 @@ def _error_of(uri: str) -> BaseException:
     return caught.value
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _uri(srv: _Server) -> str:
     return f"http://127.0.0.1:{srv.server_address[1]}"
 
@@ -149,20 +156,29 @@ def test_the_status_decides_and_not_the_text() -> None:
         assert is_unreachable(outer)
 
 
-def test_a_database_driver_is_unreachable_only_by_a_typed_cause() -> None:
-    """psycopg's "Connection refused" carries no typed cause (libpq's text only): not an outage;
-    a driver that chains the socket's ``ConnectionRefusedError`` (pymysql) is one, through
-    SQLAlchemy's wrapper and MLflow's ``TEMPORARILY_UNAVAILABLE`` too."""
-    refused = psycopg.OperationalError('connection to server at "127.0.0.1" failed: Connection refused')
-    assert not is_unreachable(refused)
-    assert not is_unreachable(sqlalchemy.exc.OperationalError("connect", {}, refused))
-    driver = RuntimeError("Can't connect to server")  # a DBAPI error raised in the socket's handler
-    driver.__context__ = ConnectionRefusedError(111, "Connection refused")
-    wrapped = sqlalchemy.exc.OperationalError("connect", {}, driver)
-    wrapped.__cause__ = driver
+def test_a_database_driver_is_unreachable_when_the_connection_itself_failed() -> None:
+    """A tracking URI that is the database: psycopg's real error on a closed port carries no
+    SQLSTATE (libpq's text only) and is an outage, alone and through SQLAlchemy's wrapper and
+    MLflow's ``TEMPORARILY_UNAVAILABLE``; a statement the server refused (a SQLSTATE) is not; a
+    driver that chains the socket's ``ConnectionRefusedError`` (pymysql) is one by that cause."""
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{_closed_port()}/x", connect_timeout=2)
+    assert refused.value.sqlstate is None
+    assert is_unreachable(refused.value)
+    wrapped = sqlalchemy.exc.OperationalError("connect", {}, refused.value)
+    assert is_unreachable(wrapped)
     store = MlflowException(str(wrapped), error_code=TEMPORARILY_UNAVAILABLE)
     store.__cause__ = wrapped
     assert is_unreachable(store)
+    answered = psycopg.OperationalError("canceling statement due to statement timeout")
+    answered.sqlstate = "57014"  # type: ignore[misc]
+    assert not is_unreachable(answered)
+    assert not is_unreachable(sqlalchemy.exc.OperationalError("select", {}, answered))
+    driver = RuntimeError("Can't connect to server")  # a DBAPI error raised in the socket's handler
+    driver.__context__ = ConnectionRefusedError(111, "Connection refused")
+    chained = sqlalchemy.exc.OperationalError("connect", {}, driver)
+    chained.__cause__ = driver
+    assert is_unreachable(chained)
 
 
 @in_process

@@ -38,7 +38,7 @@ class RunEventRouter:
             log.debug("run_event_experiment_unknown", experiment_id=experiment_id, error=f"{type(exc).__name__}: {exc}")
             return None
 
-    def watched(self, experiment_id: str) -> list[str]:
+    def experiments_for(self, experiment_id: str) -> list[str]:
         """The watched experiment names the event concerns (empty: nobody's)."""
         name = self._name(experiment_id)
         if name is None:

@@ -157,7 +157,7 @@ class Receiver:
         """An alias event: a tick when it moves a watched model's production (or policed staging) alias."""
         data = payload.data
         relevant = (payload.entity == "model_version_alias" and data.name is not None
-                    and data.alias in self.watched().get(data.name, ()))
+                    and data.alias in self.watched_aliases().get(data.name, ()))
         log.debug("webhook_received", delivery_id=delivery_id, entity=payload.entity, action=payload.action,
                   model_name=data.name, alias=data.alias, version=data.version, tick_requested=relevant)
         if relevant:
@@ -170,14 +170,14 @@ class Receiver:
         experiments: list[str] = []
         if (payload.action == "finished" and data.status == "FINISHED" and data.experiment_id
                 and self._run_events is not None):
-            experiments = self._run_events.watched(data.experiment_id)
+            experiments = self._run_events.experiments_for(data.experiment_id)
         log.debug("run_event_received", delivery_id=delivery_id, run_id=data.run_id, experiment_id=data.experiment_id,
                   status=data.status, experiments=experiments, tick_requested=bool(experiments))
         if experiments:
             self._request_tick("webhook:run.finished", experiments)
         return DeliveryOutcome(200, "tick requested" if experiments else "accepted", bool(experiments))
 
-    def watched(self) -> dict[str, set[str]]:
+    def watched_aliases(self) -> dict[str, set[str]]:
         """Model -> its aliases a delivery may concern: production always; staging when policed."""
         found: dict[str, set[str]] = {}
         for w in self._watches():

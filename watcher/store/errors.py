@@ -21,11 +21,12 @@ Not unreachable: an answer of the server without retries behind it, whatever its
 ``RestException`` (even ``TEMPORARILY_UNAVAILABLE``/503 or ``DEADLINE_EXCEEDED``/504), requests'
 ``HTTPError``; an ``MlflowException`` raised in this process (an in-process store's 503/504
 error codes, e.g. SQLite's "database is locked" wrapped as ``TEMPORARILY_UNAVAILABLE``); text that
-only looks like an outage. A database driver's ``OperationalError`` (psycopg,
-``sqlalchemy.exc.OperationalError``) is unreachable only when its chain carries a typed cause
-above (pymysql chains the ``ConnectionRefusedError``): psycopg builds "Connection refused" from
-libpq's message with no typed cause, no SQLSTATE and no errno, so it is not told apart from a
-refused password and counts as a failure, not an outage.
+only looks like an outage. A database driver's ``OperationalError`` (psycopg, psycopg2, or
+``sqlalchemy.exc.OperationalError`` around one: a tracking URI that is the database itself) is
+unreachable when it carries no SQLSTATE: the connection failed before the server answered any
+statement (refused, reset, timed out, or refused at login: libpq gives no typed cause, and the
+message text is not read). Either way it is the store's failure, never the run's. With a SQLSTATE
+(a statement the server refused) it is not.
 """
 
 from __future__ import annotations
@@ -54,9 +55,25 @@ def retry_exhausted_status(exc: BaseException) -> int | None:
     return None
 
 
+_DRIVERS = ("psycopg", "psycopg2", "sqlalchemy")
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """A database driver's ``OperationalError`` with no SQLSTATE: the connection itself failed.
+
+    Matched by the class's name and module (no driver is imported here: the CLI's start-up stays
+    cheap); sqlalchemy's wrapper is judged by the driver's error it wraps (``orig``)."""
+    if type(exc).__name__ != "OperationalError" or not type(exc).__module__.startswith(_DRIVERS):
+        return False
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException) and orig is not exc:
+        return is_connection_failure(orig)
+    return getattr(exc, "sqlstate", None) is None and getattr(exc, "pgcode", None) is None
+
+
 def _says_unreachable(exc: BaseException) -> bool:
     """This one exception (not its chain) says the server did not answer."""
-    return isinstance(exc, _TRANSPORT) or retry_exhausted_status(exc) is not None
+    return isinstance(exc, _TRANSPORT) or retry_exhausted_status(exc) is not None or is_connection_failure(exc)
 
 
 def is_unreachable(exc: BaseException) -> bool:
