@@ -99,3 +99,12 @@ def test_the_module_map_lists_every_module(site):
         for path in (ROOT / package).glob("*.py"):
             if path.name != "__init__.py":
                 assert f"<code>{path.stem}</code>" in page, path
+
+
+def test_the_mlflow_environment_of_the_process_is_documented_from_the_code(site):
+    from watcher.obs.environment import MLFLOW_ENVIRONMENT
+
+    page = _page(site, "reference/configuration.md")
+    for name, value in MLFLOW_ENVIRONMENT.items():
+        row = re.search(rf"<tr>\s*<td><code>{name}</code></td>\s*<td><code>([^<]+)</code></td>\s*<td>([^<]+)", page)
+        assert row and row.group(1) == value and row.group(2).strip(), f"{name} is not documented with its reason"

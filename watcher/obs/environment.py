@@ -15,7 +15,9 @@ from collections.abc import MutableMapping
 MLFLOW_ENVIRONMENT: dict[str, str] = {
     # every line goes through structlog as JSON (``watcher.obs.logs``), not MLflow's own handler
     "MLFLOW_CONFIGURE_LOGGING": "false",
+    # no progress bars on stderr between the JSON lines
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # no usage telemetry from an unattended daemon (MLflow's own switch, and the common one)
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
     # set_terminated would print "View run ... at: URL" to stdout (and fetch the run for it): that
