@@ -205,6 +205,11 @@ def test_three_daemons_share_twelve_watches_and_cover_a_kill_9(client, tracking_
                "the dead replica's new runs to be decided")
         for model, run_id in runs.items():
             assert len(versions_of(client, model, run_id)) == 1  # exactly once through the hand-over
+    except BaseException:
+        for port, daemon in zip(ports, daemons):  # what each replica said, for the failure's report
+            print(f"replica on {port}: exit {daemon.proc.poll()}, leads {leads(port)}; last lines:",
+                  *daemon.raw[-8:], sep="\n  ")
+        raise
     finally:
         for daemon in daemons:
             if daemon.proc.poll() is None:

@@ -11,12 +11,38 @@ import time
 import urllib.request
 from pathlib import Path
 
+PORT_BASE = 20000
+"""Ports handed out for servers start here: below Linux's ephemeral range (32768-60999), so that no
+outgoing connection's local port takes a port between :func:`free_port` and the server's bind."""
+PORTS_PER_WORKER = 2000
+_next_port: list[int] = []
+
+
+def _port_range() -> range:
+    """This process's ports: one slice per pytest-xdist worker (``gw0``, ``gw1``...), so that two
+    workers never hand out the same port; the whole first slice outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    start = PORT_BASE + (index % 6) * PORTS_PER_WORKER
+    return range(start, start + PORTS_PER_WORKER)
+
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on 127.0.0.1 now, never handed out before by this process (until its slice
+    wraps): consecutive ports from a start drawn from the process id, each checked by a bind."""
+    ports = _port_range()
+    if not _next_port:
+        _next_port.append(ports.start + os.getpid() % len(ports))
+    for _ in range(len(ports)):
+        port = _next_port[0]
+        _next_port[0] = ports.start + (port + 1 - ports.start) % len(ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120, *, port: int | None = None,
