@@ -82,14 +82,21 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _server(f"sqlite:///{workdir / 'mlflow.db'}", workdir)
 
 
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One ``mlflow server`` on a fresh PostgreSQL database for the whole session (per xdist worker)."""
+def postgres_database_or_skip() -> str:
+    """A fresh database's name; the test is skipped with the reason when PostgreSQL is unusable
+    (failed instead under ``REGISTRY_WATCHER_REQUIRE_POSTGRES=1``)."""
     database, reason = _postgres_database()
     if database is None:
         if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required here: {reason}")
         pytest.skip(reason)
+    return database
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``mlflow server`` on a fresh PostgreSQL database for the whole session (per xdist worker)."""
+    database = postgres_database_or_skip()
     workdir = tmp_path_factory.mktemp("mlflow-postgres")
     try:
         yield from _server(f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}", workdir)

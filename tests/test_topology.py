@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import PG, _drop_database, _postgres_database, issue_yaml
+from conftest import PG, _drop_database, issue_yaml, postgres_database_or_skip
 from daemon_proc import TESTS, Daemon, get, metric_value
 from helpers import train
 from mlflow import MlflowClient
@@ -55,11 +55,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pg_s3_server(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server --backend-store-uri postgresql://... --artifacts-destination s3://...``."""
-    database, reason = _postgres_database()
-    if database is None:
-        if os.environ.get("REGISTRY_WATCHER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required here: {reason}")
-        pytest.skip(reason)
+    database = postgres_database_or_skip()
     workdir = tmp_path_factory.mktemp("mlflow-topology")
     env = {**AWS, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https"}
