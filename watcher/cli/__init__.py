@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     remove = hooks_sub.add_parser("uninstall", parents=[common],
                                   help="delete the MLflow webhook pointing at --url (exit 1 when there is none)")
     remove.add_argument("--url", required=True, help="the URL the webhook delivers to")
+    # ---- issue 26 (fleet) verbs ----
+    # ---- issue 27 (approvals) verbs ----
+    # ---- issue 28 (outgoing events) verbs ----
     return parser
 
 

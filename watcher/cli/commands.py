@@ -36,6 +36,9 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         return status(client, config, args.json, args.last)
     if args.verb == "explain":
         return explain(client, config, args.run_id, args.json)
+    # ---- issue 26 (fleet) verbs ----
+    # ---- issue 27 (approvals) verbs ----
+    # ---- issue 28 (outgoing events) verbs ----
     if args.verb == "webhooks":
         from watcher.cli import webhooks
 

@@ -85,6 +85,9 @@ class WatcherConfig(BaseSettings):
     watcher, CLI and daemon alike, writes to the same place. It may not be a watched experiment."""
     http: HttpConfig | None = None
     """HTTP endpoints of ``run`` (health, readiness, metrics, webhooks); unset serves nothing."""
+    # ---- issue 27 (approvals): identity ----
+    # ---- issue 28 (outgoing events): events ----
+    # ---- issue 29 (console): ui_url ----
 
     @classmethod
     def settings_customise_sources(

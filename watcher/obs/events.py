@@ -15,24 +15,11 @@ Emitter: ``daemon`` is the ``run`` process, ``cli`` the other verbs (``once``, `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
-
-@dataclass(frozen=True)
-class EventSpec:
-    """One log event: its name, usual level, fields, meaning, what to do about it, who emits it."""
-
-    name: str
-    level: str  # the usual level: debug|info|warning|error (critical: uncaught_exception only)
-    fields: tuple[str, ...]  # the fields it carries besides the bound context
-    meaning: str  # what happened
-    action: str  # what an operator should do ("nothing" is allowed)
-    emitter: str  # "daemon" | "cli" | "both"
-
-
-def _e(name: str, level: str, emitter: str, fields: str, meaning: str, action: str = "nothing") -> EventSpec:
-    return EventSpec(name, level, tuple(fields.split()), meaning, action, emitter)
+from watcher.obs.catalogue import approvals, console, fleet, outgoing
+from watcher.obs.event_spec import EventSpec
+from watcher.obs.event_spec import event as _e
 
 
 _OUTAGE = "Debug while the tracking server is unreachable (the outage is said once by tracking_server_unreachable)."
@@ -207,7 +194,10 @@ _EVENTS = (
        "once with ha could not reach the lock database and acted on nothing (exit 1).", "Check the lock database."),
 )
 
-CATALOGUE: Mapping[str, EventSpec] = MappingProxyType({spec.name: spec for spec in _EVENTS})
-"""Event name -> its declaration, in the order of the docs' reference."""
+_ALL = (*_EVENTS, *fleet.EVENTS, *approvals.EVENTS, *outgoing.EVENTS, *console.EVENTS)
+CATALOGUE: Mapping[str, EventSpec] = MappingProxyType({spec.name: spec for spec in _ALL})
+"""Event name -> its declaration, in the order of the docs' reference (each capability's own events, from
+``watcher.obs.catalogue``, after the core's)."""
+__all__ = ["CATALOGUE", "EMITTERS", "LEVELS", "EventSpec"]
 LEVELS = ("debug", "info", "warning", "error", "critical")
 EMITTERS = ("daemon", "cli", "both")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from watcher.config import HttpConfig
 from watcher.obs.logs import get_logger
@@ -33,8 +34,10 @@ from watcher.service.webhooks import Receiver
 log = get_logger("watcher.http")
 
 
-def build_app(health: Health, http: HttpConfig, receiver: Receiver | None = None) -> Starlette:
-    """The Starlette app; ``receiver`` None leaves the webhook route out (404)."""
+def build_app(health: Health, http: HttpConfig, receiver: Receiver | None = None,
+              extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The Starlette app; ``receiver`` None leaves the webhook route out (404). ``extra_routes``: each
+    capability's own (the approvals API, the events API, the console), composed by ``watcher.service.process``."""
 
     async def healthz(_: Request) -> Response:
         ok, detail = health.alive()
@@ -62,10 +65,11 @@ def build_app(health: Health, http: HttpConfig, receiver: Receiver | None = None
         return JSONResponse({"detail": outcome.detail, "tick_requested": outcome.tick_requested},
                             status_code=outcome.status)
 
-    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
               Route("/metrics", metrics, methods=["GET"])]
     if receiver is not None:
         routes.append(Route("/webhooks/mlflow", webhook, methods=["POST"]))
+    routes.extend(extra_routes)
     return Starlette(routes=routes)
 
 

@@ -1,0 +1,9 @@
+"""Log events of The console (issue 29)."""
+
+from __future__ import annotations
+
+from watcher.obs.event_spec import EventSpec
+from watcher.obs.event_spec import event as _e  # noqa: F401 - used as entries are added
+
+EVENTS: tuple[EventSpec, ...] = (
+)
