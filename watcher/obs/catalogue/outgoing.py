@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.obs.event_spec import EventSpec
-from watcher.obs.event_spec import event as _e  # noqa: F401 - used as entries are added
+from watcher.obs.event_spec import event as _e
 
 EVENTS: tuple[EventSpec, ...] = (
     # ---- E1 ----
