@@ -9,6 +9,10 @@ those modules import each other for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watcher.engine.snapshot import Snapshot
 
 
 @dataclass
@@ -31,6 +35,13 @@ class WatchReport:
     """True when that failure was the tracking server not answering (an outage)."""
     standby: bool = False
     """True when another replica holds this model's lock: the watch was skipped (``ha``)."""
+    failure: str = ""
+    """Why the watch failed on its own (bulkheads): its experiment cannot be read, its gates raised or
+    its registry writes failed (a run counted ``run_failed``); empty when it did not. Never an outage."""
+    failure_kind: str = ""
+    """``unreadable`` (probed with one ``get_experiment``) or ``error`` (retried alone), with ``failure``."""
+    experiment_id: str | None = None
+    """The watched experiment's id, when the tick knew it."""
 
 
 @dataclass
@@ -39,6 +50,9 @@ class TickReport:
 
     watches: list[WatchReport] = field(default_factory=list)
     stopped_early: bool = False
+    snapshot: Snapshot | None = None
+    """The fleet as this tick read it before visiting a watch (None when that read failed); the
+    console's view of aliases and experiments between ticks."""
 
     @property
     def ok(self) -> bool:
@@ -47,6 +61,17 @@ class TickReport:
     @property
     def poll_failed(self) -> bool:
         return any(w.poll_failed for w in self.watches)
+
+    @property
+    def outage(self) -> bool:
+        """True when a watch failed for a reason that is not its own (the server, the fleet's read):
+        the daemon backs off. A watch failed on its own (``failure``) is retried on its own backoff."""
+        return any(w.poll_failed and not w.failure for w in self.watches)
+
+    @property
+    def failed_watches(self) -> list[WatchReport]:
+        """The watches that failed on their own in this tick (``once`` exits 1 for them)."""
+        return [w for w in self.watches if w.failure]
 
     @property
     def unreachable(self) -> bool:

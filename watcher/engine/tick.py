@@ -14,8 +14,10 @@ Errors are classified: a gate's exception is a rejection; an unreachable server 
 watch (an outage, reported once by the daemon; no run is blamed); any other failure of one run is
 a ``run_failed`` event, counted on the run (``watcher.attempts``, so restarts keep the count) and
 retried next tick, and after ``max_run_attempts`` the run is decided ``error`` with the error as
-its reason, so one poisoned run cannot block a watch forever; a failing watch is a ``watch_failed``
-event and the other watches go on.
+its reason, so one poisoned run cannot block a watch forever. A watch that fails on its own (its
+experiment cannot be read, its gates raise, its registry writes fail: ``watcher.engine.bulkheads``)
+says so in its report (``failure``) and the other watches go on; the daemon then holds it out and
+retries it on its own backoff (``watch_failed``, ``watcher.service.bulkheads``).
 
 With a ``leader`` (the ``ha`` block), a watch is acted on only while this replica holds the
 model's lock: checked before the watch, before each undecided run and before each cursor or
@@ -36,6 +38,8 @@ from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
 
 from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine import approved
+from watcher.engine.bulkheads import read_fleet, resolve
 from watcher.engine.production import Handoff, reconcile_production
 from watcher.engine.report import TickReport, WatchReport
 from watcher.engine.session import Leader, Session, WatchContext, always
@@ -82,16 +86,24 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
     watches = list(config.watches if options.watches is None else options.watches)
     report = TickReport()
     try:
-        snap = snapshot(client, config, watches, session.experiments, session.search, session.audit, scan=options.scan)
+        readable, failed = resolve(client, watches, session.experiments)
+        snap, unread = read_fleet(lambda part: snapshot(client, config, part, session.experiments, session.search,
+                                                        session.audit, scan=options.scan), readable)
     except Exception as exc:  # noqa: BLE001 - the fleet read failed: every watch failed with it
         _fleet_read_failed(report, watches, exc)
         return report
+    report.watches.extend([*failed, *unread])  # failed on their own: the other watches go on
+    unread_keys = {(r.experiment, r.model_name) for r in unread}
+    watches = [w for w in readable if (w.experiment, w.model_name) not in unread_keys]
+    report.snapshot = snap
     for watch in watches:
         if options.stop.is_set():
             report.stopped_early = True
             break
         ctx = WatchContext(client, config, watch, crash, _holds(leader, watch.model_name), options.stop)
-        report.watches.append(_visit(ctx, snap, session, leader, options, now))
+        wr = _visit(ctx, snap, session, leader, options, now)
+        wr.experiment_id = snap.experiment_ids.get(watch.experiment)
+        report.watches.append(wr)
     report.stopped_early = report.stopped_early or options.stop.is_set()
     return report
 
@@ -124,7 +136,10 @@ def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchRep
     if snap.has_candidates(watch) or (options.asked is not None and options.asked(watch.experiment)):
         if ha:
             model = get_model(client, watch.model_name)  # read again under the lock: another replica may have moved on
+        before = len(wr.errors)
         reconcile_watch(ctx, model, session, wr)
+        if len(wr.errors) > before:  # a run's gates raised or its registry writes failed (counted on the run)
+            wr.failure, wr.failure_kind = wr.errors[-1], "error"
         if wr.registered:
             session.audit.touch(watch.model_name, watch.staging_alias)  # the watcher's own staging move
     if ctx.stop.is_set() or not ctx.leading():
@@ -132,17 +147,23 @@ def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchRep
     if (watch.model_name, watch.production_alias) not in session.migrated:
         migrate_legacy(client, config.audit_experiment, watch.model_name, tags_of(model), watch.production_alias)
         session.migrated.add((watch.model_name, watch.production_alias))
+    board = approved.board_of(session, client, config) if watch.approval is not None else None
+    if board is not None and approved.apply_approved(client, board, watch, config.audit_experiment):
+        model = get_model(client, watch.model_name)  # production moved: the step below reads it as it is now
     reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
-                         audit_experiment=config.audit_experiment, handoff=options.scorer, cache=session.audit)
+                         audit_experiment=config.audit_experiment, handoff=options.scorer, cache=session.audit,
+                         board=board)
 
 
 def _watch_failed(wr: WatchReport, exc: Exception) -> None:
-    """The watch failed as a whole: its report says so; an outage is said once by the daemon, not here."""
+    """The watch failed as a whole: its report says so. An outage is the fleet's (said once by the
+    daemon); any other failure is the watch's own (``failure``: the daemon's bulkheads say
+    ``watch_failed`` once and retry it on its own backoff)."""
     wr.errors.append(f"{type(exc).__name__}: {exc}")
     wr.poll_failed = True
     wr.unreachable = is_unreachable(exc)
-    # an outage is reported once by the daemon (tracking_server_unreachable), not per watch
-    (log.debug if wr.unreachable else log.error)("watch_failed", error=str(exc), error_type=type(exc).__name__)
+    if not wr.unreachable:
+        wr.failure, wr.failure_kind = wr.errors[-1], "error"
 
 
 def _fleet_read_failed(report: TickReport, watches: Sequence[WatchConfig], exc: Exception) -> None:

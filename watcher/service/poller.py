@@ -18,7 +18,7 @@ delivery, a run event, a tick that found work), never two at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
@@ -36,6 +36,9 @@ from watcher.service.watch_set import WatchSet
 from watcher.store.errors import is_unreachable
 
 log = get_logger("watcher.daemon")
+TickHook = Callable[[Sequence[WatchConfig], TickReport | None, str], None]
+"""Called at the end of every tick with the effective watches, the tick's report (None when the
+tick raised) and the error text: the console's view of the fleet (``watcher.console``)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class Poller:
 
     def __init__(self, client: MlflowClient, config: WatcherConfig, *, leader: Leader | None = None,
                  scorer: ScoringWorker | None = None, health: Health | None = None,
-                 watches: WatchSet | None = None, state: PollState | None = None) -> None:
+                 watches: WatchSet | None = None, state: PollState | None = None,
+                 on_tick: TickHook | None = None) -> None:
         self._client = client
         self._config = config
         self._leader = leader
@@ -81,6 +85,7 @@ class Poller:
         """The loop heartbeat and per-watch poll outcome, when ``http`` is on."""
         self._state = state if state is not None else PollState()
         self._watches = watches if watches is not None else WatchSet(config, self._state.found)
+        self._on_tick = on_tick
 
     @property
     def leader(self) -> Leader | None:
@@ -131,6 +136,8 @@ class Poller:
             self._health.poll_started()
         result = self._tick(self._covered(scope), scope)
         after_poll(self._client, result.report, result.unreachable, self._health)
+        if self._on_tick is not None:
+            self._on_tick(self.watches(), result.report, result.error)
         if result.good:
             assert result.report is not None
             self._state.backoff.succeeded()

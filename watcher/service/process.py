@@ -31,6 +31,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
+from watcher.console import Console, Providers
 from watcher.engine import TickReport
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import stop_engines
@@ -85,6 +86,7 @@ class Process:
         self._state = state
         self._scheduler = scheduler
         self._reloader = reloader
+        self._console = self._make_console(config)
         self._parts = self._build(config, client, make_leader(config), kept=None)
         try:
             self._listen()
@@ -99,7 +101,7 @@ class Process:
         health = kept.health if kept is not None else Health.for_config(config, leader) if config.http else None
         scorer = _start_scorer(config, leader, watches)
         poller = Poller(client, config, leader=leader, scorer=scorer, health=health, watches=watches,
-                        state=self._state)
+                        state=self._state, on_tick=self._console.after_tick if self._console is not None else None)
         return Parts(config, client, leader, watches, scorer, health, kept.http if kept is not None else None, poller)
 
     def _listen(self) -> None:
@@ -112,10 +114,20 @@ class Process:
         router = RunEventRouter(lambda: self._parts.client, self.watches)
         receiver = (Receiver(parts.config, self._state.requests.request, watches=self.watches, run_events=router)
                     if http.webhook_secret is not None else None)
-        server = HttpServer(build_app(parts.health, http, receiver), http)
+        console = self._console.routes() if self._console is not None and http.console else []
+        server = HttpServer(build_app(parts.health, http, receiver, extra_routes=[*console]), http)
         server.start()
         log.info("http_listening", host=http.host, port=server.port, webhooks=receiver is not None)
         self._parts = replace(parts, http=server)
+
+    def _make_console(self, config: WatcherConfig) -> Console | None:
+        """The console's state and pages (issue 29), fed by every tick, when ``http`` is configured;
+        its routes are served while ``http.console`` is on."""
+        if config.http is None:
+            return None
+        leader = lambda: self._parts.leader.replica if self._parts.leader is not None else None  # noqa: E731
+        return Console(lambda: self._parts.client, lambda: self._parts.config, self.watches,
+                       Providers(replica=leader))
 
     def watches(self) -> list[WatchConfig]:
         """The effective watch set now (the webhook receiver's and the run-event router's view)."""
