@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import nats
@@ -60,11 +60,11 @@ def js_call(url: str, fn: Any) -> Any:
 
 
 def stream_info(url: str, stream: str) -> StreamInfo:
-    return js_call(url, lambda jsm: jsm.stream_info(stream))
+    return cast(StreamInfo, js_call(url, lambda jsm: jsm.stream_info(stream)))
 
 
 def stored(url: str, stream: str, seq: int) -> RawStreamMsg:
-    return js_call(url, lambda jsm: jsm.get_msg(stream, seq))
+    return cast(RawStreamMsg, js_call(url, lambda jsm: jsm.get_msg(stream, seq)))
 
 
 @pytest.fixture
