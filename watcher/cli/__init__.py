@@ -1,30 +1,23 @@
 """Command line: ``registry-watcher VERB --config FILE``.
 
-``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored), ``check-config``,
-``status``, ``promote``, ``rollback``, ``history``, ``explain`` and ``webhooks install|list|uninstall``. A bad or
-missing config exits 2 before anything starts, with each bad field named by its location.
+``run`` (the daemon), ``once`` (one pass; exit 1 if any watch errored, failed or was refused),
+``check-config``, ``status``, ``promote``, ``rollback``, ``history``, ``explain`` and
+``webhooks install|list|uninstall``. A bad or missing config exits 2 before anything starts (1 for
+``check-config``), with each bad field named by its location; every error is one ``error:`` line on stderr.
 
 The verbs and their printing live here (``status``, ``history``, ``explain``, ``commands``); the
-process is ``watcher.service``. :func:`main` sets the MLflow environment
-(``watcher.obs.environment``) before anything imports MLflow, so importing this module changes nothing.
+process is ``watcher.service``. :func:`main` parses the arguments first (so ``--help`` imports neither
+MLflow nor the config schema), then sets the MLflow environment (``watcher.obs.environment``) before
+anything imports MLflow and hands over to ``watcher.cli.startup``; importing this module changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
-from watcher.config import ConfigError, load_config
 from watcher.obs.environment import apply_mlflow_environment
-from watcher.obs.logs import configure_logging, get_logger
-from watcher.obs.redact import add_secrets, uri_password
-
-log = get_logger("watcher.cli")
-DAEMON_VERBS = {"run", "once", "check-config"}
-CLIENT_ONLY_VERBS = {"status", "history", "promote", "rollback", "webhooks"}
-"""Verbs that use nothing but the client: MLflow's process-wide URIs are not set for them (faster start-up)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +28,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="YAML config file (default $REGISTRY_WATCHER_CONFIG or ./watcher.yaml)")
     sub.add_parser("run", parents=[common], help="run the daemon until SIGTERM/SIGINT")
     sub.add_parser("once", parents=[common], help="one full pass over every watch, then exit")
-    sub.add_parser("check-config", parents=[common], help="validate the file and reach the server")
+    check = sub.add_parser("check-config", parents=[common],
+                           help="validate the file (discover and profiles too), reach the server, list the "
+                                "watches it would make and refuse; exit 1 on any error")
+    check.add_argument("--offline", action="store_true",
+                       help="the file's schema and local paths only: no server, no MLflow import")
     status = sub.add_parser("status", parents=[common], help="aliases, scoring and last decisions per watch")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     status.add_argument("--last", type=int, default=5, help="how many recent decisions to show")
@@ -66,34 +63,32 @@ def _parser() -> argparse.ArgumentParser:
                                   help="delete the MLflow webhook pointing at --url (exit 1 when there is none)")
     remove.add_argument("--url", required=True, help="the URL the webhook delivers to")
     # ---- issue 26 (fleet) verbs ----
+    claim = sub.add_parser("claim", parents=[common],
+                           help="make an experiment the one that feeds a registered model (moves ownership; audited)")
+    claim.add_argument("--model", required=True, help="the registered model")
+    claim.add_argument("--experiment", required=True, help="the experiment that feeds it from now on (name or id)")
+    claim.add_argument("--reason", required=True, help="why; recorded in the audit trail")
     # ---- issue 27 (approvals) verbs ----
+    for verb, text in (("approve", "approve the pending production request of a version"),
+                       ("reject", "reject the pending production request of a version (needs --comment)"),
+                       ("withdraw", "withdraw your own pending production request")):
+        p = sub.add_parser(verb, parents=[common], help=text)
+        p.add_argument("--model", required=True)
+        p.add_argument("--version", required=True)
+        p.add_argument("--comment", default="", required=verb == "reject", help="recorded with the vote")
+    listing_ap = sub.add_parser("approvals", parents=[common], help="list production requests and their states")
+    listing_ap.add_argument("--model", default=None)
+    listing_ap.add_argument("--state", default=None,
+                            choices=["pending", "approved", "rejected", "expired", "superseded", "withdrawn", "failed"])
+    listing_ap.add_argument("--json", action="store_true", help="print JSON instead of text")
     # ---- issue 28 (outgoing events) verbs ----
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
-    apply_mlflow_environment()  # before the first import of mlflow (below: the verbs, the client)
-    from watcher.cli.commands import dispatch
-    from watcher.store.client import make_client
+    """Entry point of the console script; returns the exit code (``watcher.cli.startup`` says which)."""
+    args = _parser().parse_args(argv)  # --help and usage errors end here, having imported nothing heavy
+    apply_mlflow_environment()  # before the first import of mlflow (the verbs, the client)
+    from watcher.cli.startup import run
 
-    args = _parser().parse_args(argv)
-    daemon = args.verb in DAEMON_VERBS
-    stream = sys.stdout if daemon else sys.stderr
-    configure_logging(stream=stream, capture_stray_output=daemon)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        log.error("config_invalid", error=str(exc), config=args.config)
-        return 2
-    add_secrets(uri_password(u) for u in (config.tracking_uri, config.registry_uri,
-                                          config.ha.lock_url if config.ha else None))
-    configure_logging(config.log.level, config.log.format, stream=stream, capture_stray_output=daemon)
-    client = make_client(config, process_wide=args.verb not in CLIENT_ONLY_VERBS)
-    try:
-        return dispatch(args, config, client)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - e.g. the server is down: one redacted event, not a raw traceback
-        log.error("command_failed", verb=args.verb, error=f"{type(exc).__name__}: {exc}")
-        return 1
+    return run(args)

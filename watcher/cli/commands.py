@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
 from watcher.cli.output import say, say_error
-from watcher.config import PRECEDENCE, WatcherConfig, env_overrides, is_uri, scoring_inputs
+from watcher.config import PRECEDENCE, WatcherConfig, env_overrides
 from watcher.obs.logs import get_logger
 
 if TYPE_CHECKING:
@@ -21,6 +20,11 @@ log = get_logger("watcher.cli")
 
 def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
     """Run the verb named by ``args.verb``."""
+    if args.verb in ("run", "once", "check-config"):  # issue 27: approvals need the signing key, TLS off loopback
+        from watcher.cli.approvals import startup_refused
+
+        if startup_refused(config):
+            return 2
     if args.verb in ("run", "once"):  # the process (scheduler, HTTP, scoring) only for the daemon verbs
         from watcher.service import poller as polling
         from watcher.service.daemon import make_leader, run_daemon
@@ -37,7 +41,17 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
     if args.verb == "explain":
         return explain(client, config, args.run_id, args.json)
     # ---- issue 26 (fleet) verbs ----
+    if args.verb == "claim":
+        from watcher.cli.claim import claim_model
+
+        return claim_model(client, config, args.model, args.experiment, args.reason)
     # ---- issue 27 (approvals) verbs ----
+    if args.verb in ("approve", "reject", "withdraw", "approvals", "promote", "rollback"):
+        from watcher.cli import approvals
+
+        handled = approvals.dispatch(args, config, client)
+        if handled is not None:
+            return handled
     # ---- issue 28 (outgoing events) verbs ----
     if args.verb == "webhooks":
         from watcher.cli import webhooks
@@ -81,8 +95,9 @@ def explain(client: MlflowClient, config: WatcherConfig, run_id: str, as_json: b
 
 
 def once(poller: Poller) -> int:
-    """``once``: 1 when a watch errored, or when nothing was acted on because the lock database was
-    unreachable; 0 with one ``standby: another replica leads M`` line when another replica holds M."""
+    """``once``: 1 when a watch errored, failed or was refused (one ``error:`` line each), or when nothing
+    was acted on because the lock database was unreachable; 0 with one ``standby: another replica
+    leads M`` line when another replica holds M."""
     report = poller.poll()
     leader = poller.leader
     try:
@@ -93,15 +108,22 @@ def once(poller: Poller) -> int:
         standby = [w.model_name for w in report.watches if w.standby] if report is not None else []
         if standby:
             say(f"standby: another replica leads {', '.join(standby)}")
-        return 0 if report is not None and report.ok else 1
+        from watcher.cli.outcome import once_problems
+
+        problems = once_problems(poller, report)
+        for problem in problems:
+            say_error(problem)
+        return 1 if problems else 0
     finally:
         if leader is not None:
             leader.close()
 
 
 def check_config(client: MlflowClient, config: WatcherConfig) -> int:
-    """``check-config``: the file is valid (else exit 2 earlier); reach the server, the ``ha`` lock
-    database and every local scoring input (else 1, naming each that failed: all are checked)."""
+    """``check-config``: the file is valid (else exit 1 earlier); reach the server and the ``ha`` lock
+    database, look at the local scoring inputs and the profiles, and list the watches it would make
+    and refuse (``watcher.cli.check``); 1 naming each thing that failed (all are checked)."""
+    from watcher.cli.check import check_online
     from watcher.service.health import lock_database_error
     from watcher.store import experiments
 
@@ -122,15 +144,4 @@ def check_config(client: MlflowClient, config: WatcherConfig) -> int:
             failed.append("lock_database")
         else:
             log.info("lock_database_ok")
-    for watch in config.watches:
-        exists = None if "tracking_server" in failed else experiments.find(client, watch.experiment,
-                                                                              deleted="id") is not None
-        log.info("config_ok", experiment=watch.experiment, model_name=watch.model_name, experiment_exists=exists,
-                 gates=len(watch.gates), scoring=watch.scoring is not None)
-        if watch.scoring is not None and not is_uri(watch.scoring.input):
-            found = [p for p in scoring_inputs(watch.scoring.input) if os.path.isfile(p)]
-            if not found:
-                log.error("scoring_input_missing", model_name=watch.model_name, input=watch.scoring.input)
-                say_error(f"scoring input of {watch.model_name} does not exist: {watch.scoring.input}")
-                failed.append(f"scoring_input:{watch.model_name}")
-    return 1 if failed else 0
+    return check_online(client, config, failed)

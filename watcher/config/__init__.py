@@ -7,8 +7,11 @@ handler gates), ``scoring`` (batch and Spark scoring), ``watch`` (one watched ex
 environment over it) and ``loading`` (reading a file, errors with field locations).
 """
 
+from watcher.config.approvals import ApprovalConfig, IdentityConfig, OidcConfig
 from watcher.config.base import RetryConfig, Strict
+from watcher.config.bulkheads import BulkheadConfig
 from watcher.config.discover import DEFAULT_PROFILE, DiscoverConfig
+from watcher.config.events import EventsConfig, HttpOutputConfig, NatsOutputConfig, SlackOutputConfig, default_source
 from watcher.config.gates import (
     BUILTIN_GATES,
     DEFAULT_TRUSTED_TYPES,
@@ -44,26 +47,35 @@ __all__ = [
     "PRECEDENCE",
     "SPARK_EXTRA_HINT",
     "AliasPolicy",
+    "ApprovalConfig",
+    "BulkheadConfig",
     "ChampionGate",
     "ConfigError",
     "CustomGate",
     "DataGate",
     "DiscoverConfig",
+    "EventsConfig",
     "FeaturesGate",
     "GateConfig",
     "GateSpec",
     "HaConfig",
     "HttpConfig",
+    "HttpOutputConfig",
+    "IdentityConfig",
     "LogConfig",
     "MetricGate",
+    "NatsOutputConfig",
+    "OidcConfig",
     "RetryConfig",
     "SafeSerializationGate",
     "ScoringConfig",
+    "SlackOutputConfig",
     "SparkConfig",
     "Strict",
     "WatchConfig",
     "WatchProfile",
     "WatcherConfig",
+    "default_source",
     "env_overrides",
     "format_errors",
     "gate_keys",

@@ -56,5 +56,16 @@ class HttpConfig(Strict):
     liveness_seconds: float | None = Field(None, gt=0)
     """``/healthz`` fails when the poll loop has not run for this many seconds (and no poll is in
     progress); unset means max(3 x poll_interval_seconds, 30 s), tolerant of a slow tick."""
+    tls_certfile: str | None = None
+    """PEM certificate (chain) served over HTTPS; with ``tls_keyfile``. Required off loopback when approvals
+    are on (the API carries passwords and tokens), unless ``allow_insecure``."""
+    tls_keyfile: str | None = None
+    """PEM private key of ``tls_certfile``."""
+    allow_insecure: bool = False
+    """Serve the approvals API over plain HTTP off loopback anyway (a warning at every start); for a
+    TLS-terminating proxy in front."""
+    console: bool = True
+    """Serve the console (``/``, ``/models/<name>``, ``/runs/<id>``: read-only pages of the fleet);
+    ``false`` turns the pages off while the API, the probes and ``/metrics`` stay."""
 
 

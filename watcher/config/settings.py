@@ -16,12 +16,17 @@ from pydantic import Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from watcher.config.approvals import IdentityConfig, approval_setup_problem
 from watcher.config.base import RetryConfig
+from watcher.config.bulkheads import BulkheadConfig
 from watcher.config.discover import DiscoverConfig
+from watcher.config.events import EventsConfig
+from watcher.config.profiles import resolve_extends
 from watcher.config.service import HaConfig, HttpConfig, LogConfig
 from watcher.config.watch import WatchConfig, WatchProfile
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+"""The local store the docs suggest for a first try; never taken by default (it must be written)."""
 DEFAULT_AUDIT_EXPERIMENT = "registry-watcher-audit"
 ENV_PREFIX = "WATCHER_"
 PRECEDENCE = ("WATCHER_<KEY> environment variables (nested with __), then $MLFLOW_TRACKING_URI "
@@ -48,9 +53,11 @@ class WatcherConfig(BaseSettings):
         use_attribute_docstrings=True, frozen=True,
     )
 
-    tracking_uri: str = DEFAULT_TRACKING_URI
-    """MLflow tracking URI: ``$WATCHER_TRACKING_URI``, else ``$MLFLOW_TRACKING_URI``, else the file,
-    else the embedded ``sqlite:///mlflow.db`` (a local store, so a first try needs no server)."""
+    tracking_uri: str | None = Field(None, min_length=1)
+    """MLflow tracking URI: ``$WATCHER_TRACKING_URI``, else ``$MLFLOW_TRACKING_URI``, else the file.
+    No default: every command but ``check-config --offline`` refuses to start without one (a silent
+    local ``mlflow.db`` in the working folder helped nobody); a local store is
+    ``tracking_uri: sqlite:///mlflow.db`` (beside the file)."""
     registry_uri: str | None = None
     """Model registry URI if it differs from the tracking URI; unset means the same server."""
     poll_interval_seconds: float = Field(10.0, gt=0)
@@ -85,9 +92,20 @@ class WatcherConfig(BaseSettings):
     watcher, CLI and daemon alike, writes to the same place. It may not be a watched experiment."""
     http: HttpConfig | None = None
     """HTTP endpoints of ``run`` (health, readiness, metrics, webhooks); unset serves nothing."""
+    # ---- issue 26 (fleet II, F2): bulkheads ----
+    bulkheads: BulkheadConfig = BulkheadConfig()
+    """A watch that fails on its own is held out and probed on its own backoff; the tracking server's
+    ``/health`` is probed during an outage (see the block)."""
     # ---- issue 27 (approvals): identity ----
+    identity: IdentityConfig = IdentityConfig()
+    """How the daemon verifies people calling its approvals API besides MLflow logins (OIDC); empty by default."""
     # ---- issue 28 (outgoing events): events ----
+    events: EventsConfig | None = None
+    """Outgoing events (CloudEvents to HTTP, NATS JetStream, Slack), at least once, in order; unset sends none."""
     # ---- issue 29 (console): ui_url ----
+    ui_url: str | None = None
+    """Base URL of the MLflow UI the console links to (runs, versions, experiments); unset means the
+    tracking URI without its credentials when that is an http(s) URL, else no links."""
 
     @classmethod
     def settings_customise_sources(
@@ -101,11 +119,18 @@ class WatcherConfig(BaseSettings):
         merge, so ``WATCHER_HTTP__PORT`` overrides only the port of the file's ``http`` block."""
         return env_settings, MlflowTrackingUri(settings_cls), init_settings
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profiles_extend(cls, data: Any) -> Any:
+        return resolve_extends(data)  # profiles (and watches) that extend a profile: its keys under theirs
+
     @model_validator(mode="after")
     def _scoring_not_watched(self) -> WatcherConfig:
         if not self.watches and self.discover is None:
             raise ValueError("watches: at least one watch is needed without a discover block")
         watched = {w.experiment for w in self.watches}
+        if (problem := approval_setup_problem(list(self.watches), list(self.profiles.values()), self.http)) is not None:
+            raise ValueError(problem)
         for i, watch in enumerate(self.watches):
             if watch.experiment == self.audit_experiment:
                 raise ValueError(f"watches.{i}.experiment: '{watch.experiment}' is the audit_experiment")

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from watcher.config.approvals import ApprovalConfig
 from watcher.config.base import Strict
 from watcher.config.gates import GateConfig
 from watcher.config.scoring import ScoringConfig
@@ -37,9 +38,15 @@ class WatchProfile(Strict):
     """The same for the staging alias; ``record`` (the default) does not watch staging moves at all."""
     scoring: ScoringConfig | None = None
     """Optional batch scoring on production alias changes; unset disables scoring."""
+    extends: str | None = None
+    """Name of a profile whose keys this block takes under its own (mappings such as ``tags`` and
+    ``scoring`` merge, lists such as ``gates`` are replaced); unset takes only the defaults. See
+    ``watcher.config.profiles``."""
     run_filter: str | None = None
     """MLflow search-runs filter (e.g. ``tags.candidate = 'true'``) ANDed with the watcher's own on
     the server; runs outside it are left alone. Unset takes every finished run of the experiment."""
+    approval: ApprovalConfig | None = None
+    """Production only after named approvers approved a request (issue 27); unset: ``promote`` moves at once."""
 
     @field_validator("run_filter")
     @classmethod

@@ -17,6 +17,8 @@ time a staging alias is watched with no recorded move, its position is adopted a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 
@@ -40,32 +42,38 @@ from watcher.obs.logs import get_logger
 from watcher.store import audit, registry
 from watcher.store.audit import AliasMove, AuditEntry
 
+if TYPE_CHECKING:
+    from watcher.approvals.board import Board
+
 log = get_logger("watcher.protection")
 
 
 def reconcile_alias(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str,
                     policy: AliasPolicy, experiment: str,
-                    now: float) -> tuple[AuditEntry | None, dict[str, str], str | None]:
+                    now: float, board: Board | None = None) -> tuple[AuditEntry | None, dict[str, str], str | None]:
     """Settle one alias; returns (the move that put it where it is, the model's tags, its version).
 
-    The audit experiment's name is resolved to its id once for the whole step (``AuditTrail``)."""
+    The audit experiment's name is resolved to its id once for the whole step (``AuditTrail``). With
+    ``board`` (a watch with ``approval``, its production alias), only moves that signed approval records
+    back count as the watcher's own (``watcher.engine.approved.vet``)."""
     trail = audit.AuditTrail(experiment)
     tags, current = registry.tags_of(model), registry.aliases_of(model).get(alias)
-    recent = audit.recent(client, trail, watch.model_name, alias)
+    vetting = board if alias == watch.production_alias else None
+    recent = _vetted(vetting, watch, audit.recent(client, trail, watch.model_name, alias))
     if settled(recent, current, policy):
         return last_done(recent), tags, current
     # the tick read the model earlier: a promote may have moved the alias since; read both again
     fresh = registry.get_model(client, watch.model_name)
     tags, current = registry.tags_of(fresh), registry.aliases_of(fresh).get(alias)
-    recent = audit.recent(client, trail, watch.model_name, alias)
+    recent = _vetted(vetting, watch, audit.recent(client, trail, watch.model_name, alias))
     gone = frozenset(e.id for e in recent if e.status == "pending" and process.is_gone(e.writer))
     plan = decide(recent, current, policy, production=alias == watch.production_alias, now=now, gone=gone)
-    last = execute(client, watch, trail, alias, policy, plan, current)
+    last = execute(client, watch, trail, alias, policy, plan, current, vetting)
     return last, tags, (last.version if last is not None and last.action == "revert" else current)
 
 
 def execute(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTrail | str, alias: str,
-            policy: AliasPolicy, plan: Plan, current: str | None) -> AuditEntry | None:
+            policy: AliasPolicy, plan: Plan, current: str | None, board: Board | None = None) -> AuditEntry | None:
     """Carry out a plan; returns the newest recorded move afterwards."""
     for entry in plan.abandon:
         audit.abandon(client, entry)
@@ -97,7 +105,7 @@ def execute(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTra
         elif isinstance(action, Revert):
             attempt = action.attempt or last
             assert attempt is not None
-            last = _revert(client, watch, experiment, alias, current, attempt)
+            last = _revert(client, watch, experiment, alias, current, attempt, board)
     return last
 
 
@@ -113,9 +121,9 @@ def _report(watch: WatchConfig, alias: str, policy: AliasPolicy, current: str | 
 
 
 def _revert(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTrail | str, alias: str,
-            current: str | None, attempt: AuditEntry) -> AuditEntry:
+            current: str | None, attempt: AuditEntry, board: Board | None = None) -> AuditEntry:
     """Put the alias back where the watcher's last recorded move left it (an intent first, like promote)."""
-    target = revert_target(audit.entries(client, experiment, watch.model_name, alias))
+    target = revert_target(_vetted(board, watch, audit.entries(client, experiment, watch.model_name, alias)))
     entry = audit.begin(client, experiment, AliasMove(
         watch.model_name, alias, target, current, WATCHER, "revert",
         f"'{alias}' is protected (policy revert): the external move to v{current or '-'} was undone"))
@@ -129,6 +137,15 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTra
     log.error("protected_alias_reverted", alias=alias, attempted_version=current, restored_version=target,
               moved_by=None, attempt_entry_id=attempt.id, entry_id=entry.id)
     return entry
+
+
+def _vetted(board: Board | None, watch: WatchConfig, entries: list[AuditEntry]) -> list[AuditEntry]:
+    """``entries`` as the policy may trust them: all without approvals, else those signed records back."""
+    if board is None:
+        return entries
+    from watcher.engine.approved import vet
+
+    return vet(board, watch, entries)
 
 
 def begin_own_move(client: MlflowClient, experiment: str, watch: WatchConfig, alias: str, version: str,

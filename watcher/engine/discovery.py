@@ -13,10 +13,19 @@ experiment.
   tag value, a prompt's name, the audit experiment or another watch's scoring experiment).
   A refusal is said once, not every search. Nothing is deleted: versions, aliases, tags and the
   audit trail stay.
+* ``watch_refused`` (warning: experiment, experiment_id, model_name, owner_experiment,
+  owner_experiment_id, reason) when another experiment feeds the model (``watcher.engine.ownership``).
+
+Every refusal is a :class:`~watcher.engine.ownership.Refusal` in :attr:`Discovery.refusals`
+(``WatchSet.refused``). :func:`plan_watches` is the same decision for the CLI without a daemon
+(``check-config``, ``status``, ``once``): the watches it would make and those it would refuse,
+with nothing written. The daemon's search (``refresh(..., write=True)``) also records the claims it
+makes and each new watch's first sighting and onboarding window (``watcher.engine.onboarding``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
@@ -24,7 +33,9 @@ from mlflow.entities import Experiment
 from pydantic import ValidationError
 
 from watcher.config import DEFAULT_PROFILE, WatchConfig, WatcherConfig, format_errors
-from watcher.obs import metrics
+from watcher.engine.onboarding import open_windows, record_first_sight
+from watcher.engine.ownership import KIND_INVALID, Candidate, Owners, Refusal, settle_owners
+from watcher.obs import metrics, metrics_fleet
 from watcher.obs.logs import get_logger
 from watcher.store import batch_reads, keys, registry
 
@@ -52,6 +63,16 @@ class Discovery:
     """Model names known to be models, not prompts (a name's kind never changes once it exists)."""
     searched: bool = False
     """True once a search has succeeded (``status`` and the daemon's first tick wait for it)."""
+    refusals: dict[str, Refusal] = field(default_factory=dict)
+    """Experiment name -> why it is not watched, every kind (the invalid ones of :attr:`refused` too)."""
+    last_search: tuple[int, frozenset[str]] | None = None
+    """When the last successful search ran (epoch ms) and which experiments carried the tag then:
+    an experiment tagged since was first seen no earlier than that (``watcher.engine.onboarding``)."""
+
+    @property
+    def refused_watches(self) -> tuple[Refusal, ...]:
+        """Every current refusal, by experiment name (``WatchSet.refused``)."""
+        return tuple(self.refusals[name] for name in sorted(self.refusals))
 
     def watches(self, config: WatcherConfig) -> list[WatchConfig]:
         """The effective watch set: the configured watches, then the discovered ones."""
@@ -67,18 +88,24 @@ class Discovery:
         """Experiment name -> id of every discovered watch (so the tick need not look them up)."""
         return {name: d.experiment_id for name, d in self.found.items()}
 
-    def refresh(self, client: MlflowClient, config: WatcherConfig) -> None:
-        """Search the tagged experiments and rebuild the discovered watches (no-op without ``discover``)."""
+    def refresh(self, client: MlflowClient, config: WatcherConfig, *, write: bool = False) -> None:
+        """Search the tagged experiments and rebuild the discovered watches (no-op without ``discover``).
+
+        ``write`` (the daemon's watch set, ``once``) records the claims made, first sightings and
+        onboarding windows; without it nothing is written (``status``, ``plan_watches``)."""
         if config.discover is None:
             self._apply({}, {}, {}, gone="the discover block was removed from the config")
+            self._settle_refusals({}, ())
             return
+        started = int(time.time() * 1000)
         tag = config.discover.tag
         configured = {w.experiment for w in config.watches}
         scoring = {w.scoring_experiment for w in config.watches if w.scoring_experiment}
         found: dict[str, Discovered] = {}
         refused: dict[str, str] = {}
         models: dict[str, str] = {}
-        for experiment in batch_reads.tagged_experiments(client, tag):
+        tagged = batch_reads.tagged_experiments(client, tag)
+        for experiment in tagged:
             name = str(experiment.name)
             if name in configured:
                 continue  # an explicit watches entry wins
@@ -90,8 +117,52 @@ class Discovery:
         for name, item in found.items():  # a discovered watch's scoring experiment is never a candidate
             if item.watch.scoring_experiment in found or item.watch.scoring_experiment in configured:
                 refused[name] = f"its scoring experiment '{item.watch.scoring_experiment}' is watched"
-        self._apply({k: v for k, v in found.items() if k not in refused}, refused, models)
+        candidates = [Candidate(name, d.experiment_id, d.watch.model_name, int(e.creation_time or 0))
+                      for e in tagged if (name := str(e.name)) in found and name not in refused
+                      for d in [found[name]]]
+        owners = self._owners(client, config, candidates, tagged, write)
+        kept = {c.experiment for c in owners.kept}
+        ids = {str(e.name): str(e.experiment_id) for e in tagged}
+        invalid = {name: Refusal(models.get(name, ""), name, ids.get(name, ""), None, None, reason, KIND_INVALID)
+                   for name, reason in refused.items()}
+        self._apply({k: v for k, v in found.items() if k in kept}, refused, models,
+                    elsewhere=frozenset(r.experiment for r in owners.refused))
+        self._settle_refusals(invalid, owners.refused)
         self.searched = True
+        self.last_search = (started, frozenset(ids))
+
+    def _owners(self, client: MlflowClient, config: WatcherConfig, candidates: list[Candidate],
+                tagged: list[Experiment], write: bool) -> Owners:
+        """The candidates that own their model and the refused others; with ``write``, the first
+        sightings, claims and onboarding windows are recorded."""
+        assert config.discover is not None
+        seen: dict[str, int] = {}
+        if write:
+            before = self.last_search
+            earliest = {} if before is None else {c.experiment: before[0] for c in candidates
+                                                  if c.experiment not in before[1]}
+            seen = record_first_sight(client, candidates, {str(e.name): dict(e.tags or {}) for e in tagged}, earliest)
+        models = batch_reads.models_by_name(client, {c.model_name for c in candidates})
+        owners = settle_owners(client, config, candidates, models, write=write)
+        if write:
+            open_windows(client, config.discover, owners.kept, seen, owners.models)
+        return owners
+
+    def _settle_refusals(self, invalid: dict[str, Refusal], ownership: tuple[Refusal, ...]) -> None:
+        """Keep every refusal; say each ownership refusal once (``watch_refused``) and count them per model."""
+        current = {**invalid, **{r.experiment: r for r in ownership}}
+        for refusal in ownership:
+            if self.refusals.get(refusal.experiment) != refusal:
+                log.warning("watch_refused", experiment=refusal.experiment, experiment_id=refusal.experiment_id,
+                            model_name=refusal.model_name, owner_experiment=refusal.owner_experiment,
+                            owner_experiment_id=refusal.owner_experiment_id, reason=refusal.reason)
+        counts: dict[str, int] = {}
+        for refusal in ownership:
+            counts[refusal.model_name] = counts.get(refusal.model_name, 0) + 1
+        before = {r.model_name for r in self.refusals.values() if r.kind != KIND_INVALID}
+        for model_name in before | set(counts):
+            metrics_fleet.set_watches_refused(model_name, counts.get(model_name, 0))
+        self.refusals = current
 
     def _candidate(self, client: MlflowClient, config: WatcherConfig, experiment: Experiment,
                    scoring: set[str]) -> tuple[str, Discovered | str]:
@@ -129,14 +200,15 @@ class Discovery:
         return None
 
     def _apply(self, found: dict[str, Discovered], refused: dict[str, str], models: dict[str, str],
-               gone: str = "the experiment lost its tag or was deleted") -> None:
+               gone: str = "the experiment lost its tag or was deleted",
+               elsewhere: frozenset[str] = frozenset()) -> None:
         for name, item in found.items():
             before = self.found.get(name)
             if before is None or before.watch != item.watch or before.profile != item.profile:
                 log.info("watch_discovered", experiment=name, model_name=item.watch.model_name, profile=item.profile)
                 metrics.init_model(item.watch.model_name)  # its counters exist at 0 from now on
         for name, before in self.found.items():
-            if name in found:
+            if name in found or name in elsewhere:  # refused as another source feeds it: watch_refused says so
                 continue
             reason = refused.get(name, gone)
             (log.warning if name in refused else log.info)("watch_dropped", experiment=name,
@@ -145,6 +217,28 @@ class Discovery:
             if name not in self.found and self.refused.get(name) != reason:
                 log.warning("watch_dropped", experiment=name, model_name=models.get(name) or None, reason=reason)
         self.found, self.refused = found, refused
+
+
+@dataclass(frozen=True)
+class WatchPlan:
+    """The watches a config makes and the tagged experiments it refuses, as the CLI sees them."""
+
+    watches: tuple[WatchConfig, ...]
+    """The effective watch set: the configured watches, then the discovered ones."""
+    refused: tuple[Refusal, ...]
+    """Tagged experiments that are not watched, each with its reason (ownership or invalid)."""
+
+
+def plan_watches(client: MlflowClient, config: WatcherConfig) -> WatchPlan:
+    """What the daemon would watch and refuse now, with no daemon and nothing written (one
+    experiment search and one model search; none without ``discover``). For ``check-config``,
+    ``status`` and ``once``. A model nobody claimed yet shows the experiment that would claim it
+    as watched. Errors of the tracking server are raised."""
+    if config.discover is None:
+        return WatchPlan(tuple(config.watches), ())
+    discovery = Discovery()
+    discovery.refresh(client, config)
+    return WatchPlan(tuple(discovery.watches(config)), discovery.refused_watches)
 
 
 def find_watch(client: MlflowClient, config: WatcherConfig, model_name: str) -> WatchConfig | None:

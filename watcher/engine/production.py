@@ -7,6 +7,7 @@ entry's stable ``id`` (``watcher.scoring.runner``), so every change is scored ex
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
@@ -21,6 +22,9 @@ from watcher.scoring.runner import ProductionMove, due, maybe_score
 from watcher.store import registry
 from watcher.store.audit import AuditEntry
 
+if TYPE_CHECKING:
+    from watcher.approvals.board import Board
+
 Handoff = Callable[[ProductionMove], None]
 """The daemon's scoring worker as the tick sees it (``ScoringWorker.submit``)."""
 
@@ -32,7 +36,8 @@ def polices_staging(watch: WatchConfig) -> bool:
 
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, wr: WatchReport,
                          now: float, audit_experiment: str,
-                         handoff: Handoff | None = None, cache: AuditCache | None = None) -> None:
+                         handoff: Handoff | None = None, cache: AuditCache | None = None,
+                         board: Board | None = None) -> None:
     """Settle production (and staging, when protected) under their policies, then score the newest
     production move if it is not scored.
 
@@ -44,7 +49,7 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
     shows settled costs no request; any other goes down the exact path (``reconcile_alias``).
     """
     last, tags, current = _settle(client, watch, model, watch.production_alias, watch.production_policy,
-                                  audit_experiment, now, cache)
+                                  audit_experiment, now, None if board is not None else cache, board)
     if polices_staging(watch):
         _settle(client, watch, model, watch.staging_alias, watch.staging_policy, audit_experiment, now, cache)
     if current is None or last is None or watch.scoring is None:
@@ -62,7 +67,7 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
 
 def _settle(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str, policy: AliasPolicy,
             experiment: str, now: float,
-            cache: AuditCache | None) -> tuple[AuditEntry | None, dict[str, str], str | None]:
+            cache: AuditCache | None, board: Board | None = None) -> tuple[AuditEntry | None, dict[str, str], str | None]:
     """``reconcile_alias``, skipped when the cached entries show the alias settled (nothing can be due).
 
     A cache that lags only ever makes an alias look unsettled (its newest entry is not where the
@@ -73,4 +78,4 @@ def _settle(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, al
         if settled(recent, current, policy):
             return last_done(recent), registry.tags_of(model), current
         cache.touch(watch.model_name, alias)
-    return reconcile_alias(client, watch, model, alias, policy, experiment, now)
+    return reconcile_alias(client, watch, model, alias, policy, experiment, now, board)

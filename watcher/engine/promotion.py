@@ -44,12 +44,16 @@ def _promotion_refusal(watch: WatchConfig, version: str, decision: str | None, r
 
 
 def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reason: str, user: str,
-            action: str = "promote", *, force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> AuditEntry:
+            action: str = "promote", *, force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT,
+            approval: str | None = None) -> AuditEntry:
     """Move the production alias to ``version`` (default: the staging version) and record it.
 
     Refuses a version that the gates rejected or that has no watcher decision, unless ``force``
     with a non-empty ``reason``: that move is recorded as ``forced`` and logged as a warning.
     """
+    if watch.approval is not None and approval is None:
+        raise PromotionError(f"{watch.model_name} needs approvals: production moves only through the daemon's "
+                             "approvals API (registry-watcher promote makes a request)")
     model = registry.get_model(client, watch.model_name)
     aliases = registry.aliases_of(model)
     if version is None:
@@ -70,7 +74,8 @@ def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reaso
     trail = audit.AuditTrail(audit_experiment)
     migrate_legacy(client, trail, watch.model_name, registry.tags_of(model), watch.production_alias)
     entry = audit.begin(client, trail, audit.AliasMove(watch.model_name, watch.production_alias, version,
-                                                                  previous, user, action, reason, forced))
+                                                                  previous, user, action, reason, forced,
+                                                                  approval=approval))
     registry.set_alias(client, watch.model_name, watch.production_alias, version)
     registry.set_promotion_tags(client, watch.model_name, version, user=user, reason=reason, action=action,
                                 forced=forced)

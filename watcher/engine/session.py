@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mlflow import MlflowClient
 
@@ -21,6 +21,9 @@ from watcher.store import experiments
 from watcher.store.experiments import ExperimentIds
 from watcher.store.registry import CrashHook, no_crash
 from watcher.store.search import SearchSupport
+
+if TYPE_CHECKING:
+    from watcher.approvals.board import Board
 
 
 class Leader(Protocol):
@@ -53,6 +56,10 @@ class Session:
     """(model, alias) pairs whose legacy history tag was checked (the migration runs once per process)."""
     audit: AuditCache = field(default_factory=AuditCache)
     """The newest audit entries per (model, alias), so a settled alias costs no request."""
+    refusals_said: set[tuple[str, str]] = field(default_factory=set)
+    """(experiment, owner experiment id) pairs whose registration-time ``watch_refused`` was said."""
+    approvals: Board | None = None
+    """The approvals board (issue 27), shared with the daemon's API; made on first use when None."""
 
 
 def always() -> bool:

@@ -31,6 +31,7 @@ from watcher.store import audit, batch_reads, registry
 from watcher.store.audit import AuditEntry, AuditTrail
 from watcher.store.cursors import read_cursor
 from watcher.store.experiments import ExperimentIds
+from watcher.store.ownership import window_start
 from watcher.store.search import SearchSupport
 
 log = get_logger("watcher.engine")
@@ -150,9 +151,10 @@ def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchCo
         if exp_id is None:
             continue
         model = models.get(watch.model_name)
-        cursor = read_cursor(registry.tags_of(model), exp_id) if model is not None else 0
+        tags = registry.tags_of(model) if model is not None else {}
+        start = max(read_cursor(tags, exp_id) - overlap, window_start(tags, exp_id))  # a new watch's window
         since = groups.setdefault(watch.run_filter, {})
-        since[exp_id] = min(since.get(exp_id, cursor - overlap), cursor - overlap)
+        since[exp_id] = min(since.get(exp_id, start), start)
     busy: set[str] = set()
     for run_filter, since in groups.items():
         try:

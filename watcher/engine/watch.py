@@ -13,6 +13,8 @@ from dataclasses import replace
 from mlflow.entities import Run
 from mlflow.entities.model_registry import RegisteredModel
 
+from watcher.engine.onboarding import backfill_step, candidate_floor
+from watcher.engine.ownership import registration_refusal
 from watcher.engine.report import WatchReport
 from watcher.engine.runs import decide_page
 from watcher.engine.session import Session, WatchContext
@@ -34,35 +36,60 @@ def reconcile_watch(ctx: WatchContext, model: RegisteredModel, session: Session,
         session.warned_missing.add(ctx.watch.experiment)
         (log.warning if first else log.debug)("experiment_missing", hint="polling goes on; picked up once created")
         return
+    if not ctx.leading():
+        return  # the lock is gone: no write at all (the ownership check may claim)
+    refusal = registration_refusal(ctx.client, ctx.config, ctx.watch.experiment, experiment_id, model)
+    if refusal is not None:  # discovery is stale: the claim moved; no run of this watch is decided
+        said = (refusal.experiment, refusal.owner_experiment_id or "")
+        if said not in session.refusals_said:
+            session.refusals_said.add(said)
+            log.warning("watch_refused", experiment_id=refusal.experiment_id, owner_experiment=refusal.owner_experiment,
+                        owner_experiment_id=refusal.owner_experiment_id, reason=refusal.reason)
+        return
     ctx = replace(ctx, aliases=registry.aliases_of(model),
                   end_times=session.end_times.setdefault(ctx.watch.model_name, {}))
-    _drain(ctx, experiment_id, read_cursor(registry.tags_of(model), experiment_id), session.search, report)
+    tags = registry.tags_of(model)
+    cursor = read_cursor(tags, experiment_id)
+    since, batch = candidate_floor(ctx.config, tags, experiment_id, cursor)
+    if not batch:
+        _drain(ctx, experiment_id, (cursor, since, 0), session.search, report)
+        return
+    moved, exhausted = _drain(ctx, experiment_id, (cursor, since, batch), session.search, report)
+    backfill_step(ctx, experiment_id, moved, exhausted, tags)
 
 
-def _drain(ctx: WatchContext, experiment_id: str, cursor: int, search: SearchSupport, report: WatchReport) -> None:
-    """Page through the candidates from ``cursor`` (minus the overlap), deciding each page, moving the cursor."""
+def _drain(ctx: WatchContext, experiment_id: str, start: tuple[int, int, int], search: SearchSupport,
+           report: WatchReport) -> tuple[int, bool]:
+    """Page through the candidates from ``since`` (the cursor minus the overlap, never before the
+    watch's onboarding window), deciding each page, moving the cursor. ``start`` is (cursor, since,
+    batch): a batch (a backfill) takes one page of at most that many runs. Returns the cursor and
+    whether every candidate was handed out (no page was cut short)."""
     config, leading = ctx.config, ctx.leading
-    since = max(0, cursor - int(config.cursor_overlap_seconds * 1000))
-    advanced = cursor
-    for page in candidate_pages(ctx.client, experiment_id, since, config.page_size, search, ctx.watch.run_filter):
+    cursor, since, batch = start
+    size = min(config.page_size, batch) if batch else config.page_size
+    advanced, exhausted = cursor, True
+    for page in candidate_pages(ctx.client, experiment_id, since, size, search, ctx.watch.run_filter):
+        exhausted = len(page) < size
         todo = [run for run in page if is_candidate(run)]
         if todo and not leading():
-            return  # the lock is gone: no write at all, not even the cursor
+            return cursor, False  # the lock is gone: no write at all, not even the cursor
         if ctx.stop.is_set():
+            exhausted = False
             break
         decided = decide_page(ctx, todo, report)
         if decided.staging is not None:  # the next page sees the alias where this one left it
             ctx = replace(ctx, aliases={**ctx.aliases, decided.staging.alias: decided.staging.version})
         advanced, blocked = _passed(page, {v.run_id: v for v in decided.verdicts}, advanced)
         if blocked:
-            if leading():
-                _save(ctx, experiment_id, cursor, advanced)
-            return
+            return (_save(ctx, experiment_id, cursor, advanced) if leading() else cursor), False
         if advanced > cursor and not leading():
-            return
+            return cursor, False
         cursor = _save(ctx, experiment_id, cursor, advanced)
+        if batch:
+            break  # one bounded batch per tick while a backfill lasts: the rest of the fleet goes on
     if leading():
-        _save(ctx, experiment_id, cursor, advanced)
+        cursor = _save(ctx, experiment_id, cursor, advanced)
+    return cursor, exhausted
 
 
 def _passed(page: Sequence[Run], verdicts: Mapping[str, RunVerdict], advanced: int) -> tuple[int, bool]:

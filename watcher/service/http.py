@@ -80,7 +80,7 @@ class HttpServer:
         self.http = http
         self._server = uvicorn.Server(uvicorn.Config(
             app, host=http.host, port=http.port, log_config=None, access_log=False, lifespan="off",
-            server_header=False))
+            server_header=False, ssl_certfile=http.tls_certfile, ssl_keyfile=http.tls_keyfile))
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     def _run(self) -> None:

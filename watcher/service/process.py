@@ -25,14 +25,17 @@ always restarted, and the new watch set searches for tagged experiments at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlflow import MlflowClient
+from starlette.routing import BaseRoute
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.console import Console, Providers
 from watcher.engine import TickReport
+from watcher.events.service import EventsService, start_events
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import stop_engines
 from watcher.scoring.worker import ScoringWorker
@@ -44,6 +47,7 @@ from watcher.service.reload import Reloader
 from watcher.service.run_events import RunEventRouter
 from watcher.service.ticks import PollScheduler, TickRequests
 from watcher.service.watch_set import WatchSet
+from watcher.service.watches_api import watch_routes
 from watcher.service.webhooks import Receiver
 from watcher.store.client import make_client
 
@@ -87,12 +91,14 @@ class Process:
         self._scheduler = scheduler
         self._reloader = reloader
         self._console = self._make_console(config)
+        self._events: EventsService | None = None
         self._parts = self._build(config, client, make_leader(config), kept=None)
         try:
             self._listen()
         except RuntimeError as exc:
             self._stop_parts()
             raise ServeError(str(exc)) from exc
+        self._events = start_events(config, client, self.watches)  # issue 28: outgoing events
 
     def _build(self, config: WatcherConfig, client: MlflowClient, leader: Leader | None, kept: Parts | None) -> Parts:
         """Every part of one config, given the client and the leader; ``kept``: the parts whose
@@ -101,7 +107,7 @@ class Process:
         health = kept.health if kept is not None else Health.for_config(config, leader) if config.http else None
         scorer = _start_scorer(config, leader, watches)
         poller = Poller(client, config, leader=leader, scorer=scorer, health=health, watches=watches,
-                        state=self._state, on_tick=self._console.after_tick if self._console is not None else None)
+                        state=self._state, on_tick=self._after_tick)
         return Parts(config, client, leader, watches, scorer, health, kept.http if kept is not None else None, poller)
 
     def _listen(self) -> None:
@@ -115,10 +121,30 @@ class Process:
         receiver = (Receiver(parts.config, self._state.requests.request, watches=self.watches, run_events=router)
                     if http.webhook_secret is not None else None)
         console = self._console.routes() if self._console is not None and http.console else []
-        server = HttpServer(build_app(parts.health, http, receiver, extra_routes=[*console]), http)
+        approvals = self._approvals_routes(parts)
+        server = HttpServer(build_app(parts.health, http, receiver, extra_routes=[*console, *approvals, *watch_routes(lambda: self._parts.poller.watch_states())]),
+                            http)
         server.start()
         log.info("http_listening", host=http.host, port=server.port, webhooks=receiver is not None)
         self._parts = replace(parts, http=server)
+
+    def _approvals_routes(self, parts: Parts) -> list[BaseRoute]:
+        """The approvals API (issue 27) when any watch or profile has ``approval``; its board is the tick's too."""
+        from watcher.service.approvals_api import approvals_api
+
+        made = approvals_api(parts.config, parts.client, self.watches, lambda: self._parts.config,
+                             lambda: self._state.requests.request("approvals"))
+        if made is None:
+            return []
+        self._state.session.approvals = made.service.board
+        return made.routes()
+
+    def _after_tick(self, watches: Sequence[WatchConfig], report: TickReport | None, error: str) -> None:
+        """Every tick's hand-off: the console's view (issue 29), the outgoing events' feeder (issue 28)."""
+        if self._console is not None:
+            self._console.after_tick(watches, report, error)
+        if self._events is not None:
+            self._events.after_tick(report)
 
     def _make_console(self, config: WatcherConfig) -> Console | None:
         """The console's state and pages (issue 29), fed by every tick, when ``http`` is configured;
@@ -151,7 +177,8 @@ class Process:
         log.info("watcher_started", tracking_uri=config.tracking_uri, watches=len(config.watches),
                  poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None,
                  http=config.http is not None, discover=config.discover is not None)
-        self._scheduler.start(self.poll)
+        self._scheduler.start(self.poll, lambda: self._parts.poller.probe_server(),
+                              config.bulkheads.server_probe_seconds)
         try:
             while not self._state.stop.wait(1.0):
                 pass
@@ -176,6 +203,11 @@ class Process:
         client = make_client(new) if "tracking_uri" in changed or "registry_uri" in changed else old.client
         leader = make_leader(new) if "ha" in changed else old.leader
         self._parts = self._build(new, client, leader, kept=old if "http" not in changed else None)
+        if self._events is not None and {"events", "tracking_uri", "ha"} & set(changed):
+            self._events.stop()
+            self._events = start_events(new, client, self.watches)
+        elif self._events is None and "events" in changed:
+            self._events = start_events(new, client, self.watches)
         if "http" in changed:
             self._listen()  # RuntimeError: config_reload_failed; the new config is in force for polling
 
@@ -185,6 +217,8 @@ class Process:
         parts = self._parts
         if parts.scorer is not None:
             parts.scorer.stop()
+        if self._events is not None:
+            self._events.stop()  # before the lock connection: an attempt in hand finishes
         if parts.leader is not None:
             parts.leader.close()
         if parts.http is not None:

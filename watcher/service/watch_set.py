@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.discovery import Discovery
+from watcher.engine.ownership import Refusal
 from watcher.obs.logs import get_logger
 from watcher.store.errors import is_unreachable
 
@@ -37,6 +38,13 @@ class WatchSet:
         """The watches found by experiment tag (empty without ``discover``)."""
         return self._found
 
+    @property
+    def refused(self) -> tuple[Refusal, ...]:
+        """The tagged experiments not watched now, each with its reason: another experiment feeds
+        the model (``kind`` ``ownership``, ``watch_refused``) or the tag cannot make a watch
+        (``invalid``: an empty tag, an unknown profile, ...). Empty without ``discover``."""
+        return self._found.refused_watches
+
     def watches(self) -> list[WatchConfig]:
         """The effective watch set: configured, then discovered (an explicit entry wins)."""
         return self._found.watches(self._config)
@@ -51,13 +59,13 @@ class WatchSet:
         discover = self._config.discover
         if discover is None:
             if self._found.found:
-                self._found.refresh(client, self._config)  # the block was removed: drop them
+                self._found.refresh(client, self._config, write=True)  # the block was removed: drop them
             return False
         if not force and self._clock() < self._search_at:
             return False
         self._search_at = self._clock() + discover.interval_seconds
         try:
-            self._found.refresh(client, self._config)
+            self._found.refresh(client, self._config, write=True)
         except Exception as exc:  # noqa: BLE001 - the loop survives; the watches found before stay
             (log.debug if is_unreachable(exc) else log.warning)(
                 "discovery_failed", error=f"{type(exc).__name__}: {exc}",

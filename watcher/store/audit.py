@@ -24,6 +24,7 @@ carried into the trail by ``watcher.store.migration``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,6 +70,14 @@ class AuditEntry:
     """Position in the history, 1 = oldest (set by :func:`entries`)."""
     writer: ProcessId | None = None
     """The process that wrote it (host, pid, start time); None for entries written before it was recorded."""
+    approval: str | None = None
+    """Versioned JSON naming the signed approval record behind the move (issue 27), else None."""
+
+    @property
+    def approval_ref(self) -> str | None:
+        """``request:<id>`` or ``break_glass:<id>``: the record the move claims (checked by ``watcher.approvals``)."""
+        ref = _approval(self.approval).get("ref")
+        return ref if isinstance(ref, str) else None
 
     def public(self) -> dict[str, Any]:
         """The entry as ``history --json`` shows it (no internal sort fields)."""
@@ -79,7 +88,19 @@ class AuditEntry:
             shown["legacy_seq"] = self.legacy_seq
         if self.seq is not None:
             shown["seq"] = self.seq
+        approval = _approval(self.approval)
+        for key in ("requested_by", "approved_by", "approvals", "ref"):
+            if key in approval:
+                shown["approval" if key == "ref" else key] = approval[key]
         return shown
+
+
+def _approval(text: str | None) -> dict[str, Any]:
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def audit_experiment_id(client: MlflowClient, name: str, create: bool = True) -> str | None:
@@ -130,6 +151,8 @@ class AliasMove:
     """When the move was made (epoch ms); None: now."""
     legacy_seq: int | None = None
     """The ``seq`` of the legacy history entry carried over (``watcher.store.migration``)."""
+    approval: str | None = None
+    """Versioned JSON: the approval record behind the move, its requester, approvers, comments (issue 27)."""
 
 
 def _entry(run: Run) -> AuditEntry:
@@ -142,6 +165,7 @@ def _entry(run: Run) -> AuditEntry:
         action=tags.get(keys.AUDIT_ACTION, ""), reason=tags.get(keys.AUDIT_REASON, ""),
         forced=tags.get(keys.AUDIT_FORCED) == "true", status=STATUS.get(run.info.status, run.info.status.lower()),
         start_ms=run.info.start_time or 0, legacy_seq=int(legacy) if legacy else None, writer=_writer(tags),
+        approval=tags.get(keys.AUDIT_APPROVAL),
     )
 
 
@@ -207,6 +231,8 @@ def begin(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -
     tags.update({keys.AUDIT_HOST: writer.host, keys.AUDIT_PID: str(writer.pid), keys.AUDIT_PROCESS_START: writer.started})
     if move.legacy_seq is not None:
         tags[keys.AUDIT_LEGACY_SEQ] = str(move.legacy_seq)
+    if move.approval is not None:
+        tags[keys.AUDIT_APPROVAL] = move.approval[: keys.RUN_TAG_LIMIT]
     name = f"{move.model_name} {move.alias}: v{move.previous or '-'} -> v{move.version or '-'} ({move.action})"
     run = client.create_run(trail(experiment).ensure(client), start_time=move.at_ms, tags=tags, run_name=name)
     return _entry(run)

@@ -74,6 +74,9 @@ AUDIT_PID = AUDIT_PREFIX + "pid"
 """Its pid on that host."""
 AUDIT_PROCESS_START = AUDIT_PREFIX + "process_start"
 """Its start time (Linux ``/proc/<pid>/stat`` starttime), so a reused pid is not taken for it."""
+AUDIT_APPROVAL = AUDIT_PREFIX + "approval"
+"""Versioned JSON naming the signed record that backs the move (``request:<id>`` or ``break_glass:<id>``),
+its requester, approvers and their comments (issue 27); absent on moves without approvals."""
 NOTE = "mlflow.note.content"
 """The run description in the MLflow UI."""
 
@@ -102,3 +105,39 @@ DISCOVER_MODEL = "registry-watcher.model"
 """An experiment carrying it is watched; its value is the registered model's name."""
 DISCOVER_PROFILE = "registry-watcher.profile"
 """Names the ``profiles`` entry a discovered watch takes (no tag: ``default``)."""
+
+# model ownership and onboarding (issue 26)
+SOURCE_EXPERIMENT = "registry-watcher.source_experiment"
+"""Registered model tag: the id of the experiment that feeds the model (its claim); another
+discovered experiment tagged with the model is refused. Moved on purpose by ``claim``."""
+FIRST_SEEN = "registry-watcher.first_seen"
+"""Experiment tag, versioned JSON ``{model, at_ms}``: when the watcher first saw the experiment
+tagged with that model (a discovered watch starts there, ``discover.backfill``)."""
+ONBOARDING_PREFIX = "watcher.onboarding."
+"""Registered model tag per discovered experiment, versioned JSON ``{from_ms, until_ms}``: runs
+that ended before ``from_ms`` are never candidates; those before ``until_ms`` are a backfill."""
+AUDIT_OWNER_FROM = AUDIT_PREFIX + "owner_from"
+"""On a ``claim`` audit entry: the experiment (``name (id)``) that fed the model before."""
+AUDIT_OWNER_TO = AUDIT_PREFIX + "owner_to"
+"""On a ``claim`` audit entry: the experiment (``name (id)``) that feeds it from now on."""
+
+
+def onboarding_key(experiment_id: str) -> str:
+    """Registered model tag holding one discovered experiment's onboarding window."""
+    return f"{ONBOARDING_PREFIX}{experiment_id}"
+
+# approvals (issue 27): signed, append-only records as model version tags, one per request / vote / outcome
+APPROVAL_PREFIX = "watcher.approval."
+"""``watcher.approval.<request id>.<kind>[.<voter hash>]``: versioned JSON signed with the daemon's key."""
+APPROVAL_BASELINE = "watcher.approval_baseline"
+"""Registered model tag: signed JSON of when approvals took effect (moves recorded before it are not vetted)."""
+APPROVAL_UI_STATE = "watcher.approval_state"
+"""Human-readable only (the MLflow UI): the newest request's state on the version; never trusted."""
+APPROVAL_UI_BY = "watcher.approved_by"
+"""Human-readable only: who approved, comma-separated; never trusted."""
+
+
+def approval_key(request_id: str, kind: str, actor: str = "") -> str:
+    """Model version tag of one approval record."""
+    return f"{APPROVAL_PREFIX}{request_id}.{kind}" + (f".{actor}" if actor else "")
+

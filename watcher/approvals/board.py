@@ -1,0 +1,160 @@
+"""The approvals of the configured models as their records make them now: read, verified, settled.
+
+:class:`Board` reads one model's records in one request, drops forged ones (``approval_record_forged``,
+said once per tag per process), derives every request's state and writes the daemon's ``outcome`` record
+for a request that just expired or was superseded (said once: only the writer of the record logs it).
+It keeps the pending counts for the console and the metrics (:meth:`Board.pending_by_model`, no I/O),
+and lists what backs a production move (:meth:`Board.backing`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+
+from watcher.approvals.records import Record, cap, load
+from watcher.approvals.signing import Signer
+from watcher.approvals.state import RequestView, views
+from watcher.config import WatchConfig
+from watcher.obs import metrics_approvals as metrics
+from watcher.obs.logs import get_logger
+from watcher.store import approval_records as store
+from watcher.store import keys
+from watcher.store.approval_records import RawRecord
+from watcher.store.codec import now_iso
+
+log = get_logger("watcher.approvals")
+Watches = Callable[[], Sequence[WatchConfig]]
+
+
+@dataclass(frozen=True)
+class Backing:
+    """What may back a production move of one model: record refs and the version each allows."""
+
+    refs: Mapping[str, str]
+    """``request:<id>`` (approved) and ``break_glass:<id>`` -> the version."""
+    baseline_ms: int
+    """Moves recorded at or before this time (ms) predate approvals on the model and are not vetted."""
+
+
+class Board:
+    """The approvals read model of every watch with an ``approval`` block."""
+
+    def __init__(self, client: MlflowClient, watches: Watches, signer: Signer,
+                 clock: Callable[[], float]) -> None:
+        self.client = client
+        self.watches = watches
+        self.signer = signer
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}
+        self._forged: set[tuple[str, str, str]] = set()
+
+    def approval_watches(self) -> list[WatchConfig]:
+        """The watches with an ``approval`` block now."""
+        return [w for w in self.watches() if w.approval is not None]
+
+    def watch(self, model: str) -> WatchConfig | None:
+        """The watch of ``model`` when it has an ``approval`` block."""
+        return next((w for w in self.approval_watches() if w.model_name == model), None)
+
+    def _forged_record(self, raw: RawRecord) -> None:
+        where = (raw.model, raw.version, raw.key)
+        with self._lock:
+            if where in self._forged:
+                return
+            self._forged.add(where)
+        log.error("approval_record_forged", model_name=raw.model, version=raw.version, key=raw.key)
+
+    def records(self, model: str) -> list[Record]:
+        """The verified records of ``model`` (one request)."""
+        return load(store.model_records(self.client, model), self.signer, self._forged_record)
+
+    def model_views(self, model: str, *, settle: bool = True) -> list[RequestView]:
+        """Every request of ``model`` with its state now, oldest first; ``settle`` writes the outcome
+        record of one that just expired or was superseded."""
+        now = self.clock()
+        found = views(self.records(model), now)
+        if settle:
+            found = [self._settle(view, now) for view in found]
+        self._count(model, found, now)
+        return found
+
+    def _settle(self, view: RequestView, now: float) -> RequestView:
+        if view.state not in ("expired", "superseded") or view.outcome is not None:
+            return view
+        req = view.request
+        outcome = Record("outcome", req.request_id, req.model, req.model_version, "watcher", now,
+                         cap(view.superseded_by or ""), outcome=view.state)
+        try:
+            wrote = store.append(self.client, req.model, req.model_version, outcome.key, outcome.signed(self.signer))
+        except LookupError:
+            return view  # the version was deleted: nothing to write on
+        if wrote:
+            metrics.count_outcome(view.state)
+            store.show_state(self.client, req.model, req.model_version, view.state, [v.user for v in view.approvals])
+            if view.state == "expired":
+                log.warning("approval_expired", model_name=req.model, version=req.model_version,
+                            request_id=req.request_id, requested_at=now_iso(int(req.at * 1000)))
+            else:
+                log.info("approval_superseded", model_name=req.model, version=req.model_version,
+                         request_id=req.request_id, superseded_by=view.superseded_by)
+        return view
+
+    def _count(self, model: str, found: Sequence[RequestView], now: float) -> None:
+        pending = [v for v in found if v.state == "pending"]
+        ratio = 0.0
+        if pending:
+            oldest = pending[0].request
+            window = max(oldest.expires_at - oldest.at, 1e-9)
+            ratio = min(max((now - oldest.at) / window, 0.0), 1.0)
+        with self._lock:
+            self._pending[model] = len(pending)
+        metrics.set_pending(model, len(pending), ratio)
+
+    def all_views(self, model: str | None = None) -> list[RequestView]:
+        """Every request of ``model`` (or of every model with approvals), settled."""
+        models = [model] if model is not None else [w.model_name for w in self.approval_watches()]
+        return [view for name in models for view in self.model_views(name)]
+
+    def find(self, request_id: str) -> RequestView | None:
+        """The request with this id, among every model with approvals."""
+        for watch in self.approval_watches():
+            for view in self.model_views(watch.model_name):
+                if view.id == request_id:
+                    return view
+        return None
+
+    def pending_by_model(self) -> Mapping[str, int]:
+        """Pending requests per model as last read (no I/O: for the console and the metric)."""
+        with self._lock:
+            return dict(self._pending)
+
+    def backing(self, model: str, records: Sequence[Record] | None = None) -> Backing:
+        """What backs a production move of ``model``: approved requests and break-glass records."""
+        found = self.records(model) if records is None else list(records)
+        refs: dict[str, str] = {}
+        for view in views(found, self.clock()):
+            if view.state == "approved":
+                refs[f"request:{view.id}"] = view.version
+        for rec in found:
+            if rec.kind == "break_glass":
+                refs[f"break_glass:{rec.request_id}"] = rec.model_version
+        return Backing(refs, self.baseline_ms(model))
+
+    def baseline_ms(self, model: str) -> int:
+        """When approvals took effect on ``model`` (epoch ms), written (signed) the first time it is asked."""
+        where = f"baseline:{model}"
+        raw = store.baseline(self.client, model)
+        payload = self.signer.verify(where, raw) if raw else None
+        if payload is not None and isinstance(payload.get("at_ms"), int):
+            return int(payload["at_ms"])
+        if raw:
+            self._forged_record(RawRecord(model, "-", keys.APPROVAL_BASELINE, raw))
+        at_ms = int(self.clock() * 1000)
+        store.set_baseline(self.client, model, self.signer.sign(where, {"version": 1, "at_ms": at_ms}))
+        log.warning("approval_baseline_set", model_name=model)
+        return at_ms
