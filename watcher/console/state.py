@@ -21,6 +21,7 @@ from watcher.console.view import Decision, FleetView, ModelRow, Providers, Refus
 from watcher.engine import TickReport
 from watcher.engine.report import WatchReport
 from watcher.obs.logs import get_logger
+from watcher.obs.redact import redact
 from watcher.store.codec import now_iso
 from watcher.store.registry import aliases_of
 
@@ -91,7 +92,7 @@ class FleetState:
                 row = replace(row, aliases=MappingProxyType(aliases_of(snap.models[name])),
                               experiment_id=snap.experiment_ids.get(watch.experiment, row.experiment_id))
             if report is None:
-                row = replace(row, state="failed", reason=error)
+                row = replace(row, state="failed", reason=redact(error))
             self._rows[name] = row
         for wr in report.watches if report is not None else ():
             if wr.model_name in self._rows:
@@ -102,8 +103,9 @@ class FleetState:
             self._standby.add(row.name)
             return row
         self._standby.discard(row.name)
-        if wr.poll_failed:
-            row = replace(row, state="failed", reason="; ".join(wr.errors) or "the watch failed")
+        failure = getattr(wr, "failure", "")  # a watch failed on its own (bulkheads), else the poll's outage
+        if failure or wr.poll_failed:
+            row = replace(row, state="failed", reason=redact(failure or "; ".join(wr.errors) or "the watch failed"))
         else:
             row = replace(row, state="ok", reason="")
         if wr.registered:
@@ -111,7 +113,7 @@ class FleetState:
             row = replace(row, last=Decision(run_id, "registered", f"v{version}", at))
         elif wr.rejected:
             run_id, reason = wr.rejected[-1]
-            row = replace(row, last=Decision(run_id, "rejected", reason, at))
+            row = replace(row, last=Decision(run_id, "rejected", redact(reason), at))
         return row
 
     def _extras(self) -> _Extras:
@@ -126,7 +128,7 @@ class FleetState:
         for refusal in (extras.refused or {}).values():
             owner = by_name.get(refusal.model_name)
             rows.append(ModelRow(refusal.model_name, refusal.experiment, aliases=owner.aliases if owner else {},
-                                 state="refused", reason=refusal.reason))
+                                 state="refused", reason=redact(refusal.reason)))
         columns = {name for name, there in (("approvals", extras.approvals is not None),
                                              ("events", extras.undelivered is not None),
                                              ("replica", extras.replica is not None)) if there}
@@ -136,7 +138,7 @@ class FleetState:
     def _decorate(self, row: ModelRow, extras: _Extras) -> ModelRow:
         if extras.states is not None and row.name in extras.states:
             state, reason = extras.states[row.name]
-            row = replace(row, state=state, reason=reason)
+            row = replace(row, state=state, reason=redact(reason))
         return replace(
             row,
             pending_approvals=(extras.approvals or {}).get(row.name, 0) if extras.approvals is not None else None,

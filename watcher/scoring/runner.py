@@ -19,7 +19,7 @@ from structlog.contextvars import bound_contextvars
 from handlers.scoring import ScoringError, ScoringRequest
 from handlers.serialization import check_flavors
 from watcher.config import SafeSerializationGate, WatchConfig, import_callable
-from watcher.obs import metrics
+from watcher.obs import metrics, metrics_console
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import engine_handler
 from watcher.store import models, registry
@@ -80,7 +80,10 @@ def maybe_score(client: MlflowClient, watch: WatchConfig, tags: dict[str, str], 
     failure = records.read_failure(tags)
     version = str(entry.version)
     with bound_contextvars(version=version):
+        started = time.monotonic()
         outcome = _attempt(client, watch, entry)
+        metrics_console.observe_scoring(watch.model_name, time.monotonic() - started,
+                                        outcome.rows if outcome.error is None else 0)
         if outcome.error is None:
             records.write_scored(client, watch.model_name, entry, outcome.run_id, outcome.rows, outcome.output,
                                  clear_failure=failure is not None)

@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from watcher.config import HaConfig, WatcherConfig
 from watcher.engine import TickReport
-from watcher.obs import metrics
+from watcher.obs import metrics, metrics_console
 from watcher.obs.logs import get_logger
 from watcher.service.leader import Leader
 from watcher.store import experiments
@@ -42,7 +42,9 @@ class Health:
     heartbeat: float = field(default_factory=time.monotonic)
     polling_since: float | None = None
     outcomes: dict[str, str] = field(default_factory=dict)
-    """model name -> ``ok`` / ``failed`` (its last poll reached the server or not) / ``standby``."""
+    """model name -> ``ok`` / ``failed`` (its last poll reached the server or not) / ``standby`` /
+    ``watch_failed`` (failed on its own: its experiment cannot be read, its gates or writes fail;
+    retried on its own backoff, it does not make the replica unready)."""
     tracking_up: bool | None = None
     """Whether the tracking server answered at the last contact (a poll or a standby's ping)."""
     lock_db_up: Callable[[], bool | None] | None = None
@@ -87,7 +89,8 @@ class Health:
                     self.outcomes = dict.fromkeys(self.models, "failed")
                 return
             for wr in report.watches:
-                self.outcomes[wr.model_name] = "failed" if wr.poll_failed else "standby" if wr.standby else "ok"
+                self.outcomes[wr.model_name] = ("watch_failed" if wr.failure else "failed" if wr.poll_failed
+                                                else "standby" if wr.standby else "ok")
 
     def alive(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
@@ -112,7 +115,7 @@ class Health:
                                   TRACKING_SERVER: _state(tracking_up)}
         if self.lock_db_up is not None:
             detail[LOCK_DATABASE] = _state(lock_up)
-        ready = not down and all(state in ("ok", "standby") for state in watches.values())
+        ready = not down and all(state in ("ok", "standby", "watch_failed") for state in watches.values())
         return ready, detail
 
 
@@ -145,8 +148,8 @@ def after_poll(client: MlflowClient, report: TickReport | None, unreachable: boo
         up = False if unreachable else None
         outcome = "error"
     else:
-        up = not (report.poll_failed and report.unreachable)
-        outcome = "error" if report.poll_failed else "ok"
+        up = not (report.outage and report.unreachable)
+        outcome = "error" if report.outage else "ok"
     metrics.record_poll(outcome == "ok", standby=outcome == "standby")
     if up is not None:
         metrics.set_tracking_up(up)
@@ -162,6 +165,8 @@ def init_metrics(config: WatcherConfig) -> None:
     metrics.init_polls()
     for watch in config.watches:
         metrics.init_model(watch.model_name)
+        if watch.scoring is not None:
+            metrics_console.init_scoring_model(watch.model_name)
 
 
 def lock_database_error(ha: HaConfig) -> str | None:

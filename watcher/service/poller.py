@@ -18,6 +18,7 @@ delivery, a run event, a tick that found work), never two at a time.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,13 +27,17 @@ from mlflow import MlflowClient
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine import Session, TickOptions, TickReport, reconcile_once
 from watcher.engine.discovery import Discovery
+from watcher.obs import metrics_console
 from watcher.obs.logs import get_logger
 from watcher.scoring.worker import ScoringWorker
 from watcher.service.backoff import Backoff
+from watcher.service.bulkheads import Bulkheads, refused_states
 from watcher.service.health import Health, after_poll
 from watcher.service.leader import Leader
 from watcher.service.ticks import TickRequests
 from watcher.service.watch_set import WatchSet
+from watcher.service.watch_states import WatchState, WatchStates
+from watcher.store import readability
 from watcher.store.errors import is_unreachable
 
 log = get_logger("watcher.daemon")
@@ -52,6 +57,8 @@ class PollState:
     """The watches found by experiment tag (``discover``)."""
     stop: threading.Event = field(default_factory=threading.Event)
     """Set on SIGTERM/SIGINT: the tick finishes the run in hand and no other starts."""
+    states: WatchStates = field(default_factory=WatchStates)
+    """Each watch's state (``ok``/``failed``), read by ``GET /api/v1/watches`` and ``once``."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,8 @@ class _TickResult:
 
     @property
     def good(self) -> bool:
-        return self.report is not None and not self.report.poll_failed
+        """The poll went well for the fleet (a watch failed on its own is retried on its own backoff)."""
+        return self.report is not None and not self.report.outage
 
 
 class Poller:
@@ -85,6 +93,7 @@ class Poller:
         """The loop heartbeat and per-watch poll outcome, when ``http`` is on."""
         self._state = state if state is not None else PollState()
         self._watches = watches if watches is not None else WatchSet(config, self._state.found)
+        self._bulkheads = Bulkheads(self._state.states, config, self._state.session.experiments)
         self._on_tick = on_tick
 
     @property
@@ -109,6 +118,24 @@ class Poller:
         if self._watches.refresh(self._client, force):
             self._state.session.experiments.remember(self._client, self._watches.found.experiment_ids())
 
+    def watch_states(self) -> list[WatchState]:
+        """Every watch's state now (``GET /api/v1/watches``); under ``ha``, who holds each, as the leader knows."""
+        leader = self._leader
+        holder = None if leader is None else lambda model: (leader.holder_of(model), leader.holds_now(model))
+        return self._state.states.views(refused_states(self._watches), holder)
+
+    def probe_server(self) -> bool:
+        """During an outage, whatever the backoff: GET the server's ``/health``; the first answer
+        ends the backoff and asks for a tick now (the scheduler's probe job). True when it did."""
+        backoff = self._state.backoff
+        if self._state.stop.is_set() or not backoff.needs_probe():
+            return False
+        if not backoff.probe_answered(readability.server_answers(self._client)):
+            return False
+        log.info("tracking_server_back", probe_url=readability.health_url(self._client))
+        self.request_tick("tracking_server_back")
+        return True
+
     def request_tick(self, reason: str, experiments: Iterable[str] | None = None) -> None:
         """Ask for a tick as soon as possible (``TickRequests.request``)."""
         self._state.requests.request(reason, experiments)
@@ -119,7 +146,7 @@ class Poller:
             self._health.beat()
         report = self._poll_once()
         while self._state.requests.pending() and not self._state.stop.is_set() and report is not None \
-                and not report.poll_failed:
+                and not report.outage:
             again = self._poll_once()
             report = report if again is None else report.then(again)
         return report
@@ -134,7 +161,10 @@ class Poller:
             log.info("webhook_tick", deliveries=deliveries)
         if self._health is not None:
             self._health.poll_started()
-        result = self._tick(self._covered(scope), scope)
+        covered = self._covered(scope)
+        started = time.monotonic()
+        result = self._tick(covered, scope)
+        metrics_console.observe_tick(time.monotonic() - started)
         after_poll(self._client, result.report, result.unreachable, self._health)
         if self._on_tick is not None:
             self._on_tick(self.watches(), result.report, result.error)
@@ -164,19 +194,23 @@ class Poller:
     def _tick(self, watches: list[WatchConfig], scope: set[str] | None) -> _TickResult:
         """The engine's tick; anything it raises but shutdown is an outcome, never the loop's end."""
         report: TickReport | None = None
-        try:
+        try:  # a failed watch is held out (its report says why) or probed on its own first
+            covered, held = self._bulkheads.before(self._client, watches, full=scope is None)
             report = reconcile_once(self._client, self._config, session=self._state.session, leader=self._leader,
                                     options=TickOptions(stop=self._state.stop,
                                                         scorer=self._scorer.submit if self._scorer else None,
-                                                        watches=watches, scan=scope is None,
+                                                        watches=covered, scan=scope is None,
                                                         asked=self._state.requests.asked_for))
+            report.watches.extend(held)
+            self._bulkheads.after(report, held)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything but shutdown
             return _TickResult(None, f"{type(exc).__name__}: {exc}", is_unreachable(exc))
         finally:
             if self._health is not None:
                 self._health.poll_finished(report, failed=report is None and not self._state.stop.is_set())
-        error = "; ".join(e for w in report.watches if w.poll_failed for e in w.errors)
-        return _TickResult(report, error, report.unreachable)
+        outage = [w for w in report.watches if w.poll_failed and not w.failure]
+        error = "; ".join(e for w in outage for e in w.errors)
+        return _TickResult(report, error, bool(outage) and all(w.unreachable for w in outage))
 
     def _share_models(self, watches: Sequence[WatchConfig]) -> None:
         """Between ticks, with ``ha``: keep this replica's share of the models (``Leader.rebalance``)."""
