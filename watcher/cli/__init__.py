@@ -82,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
                             choices=["pending", "approved", "rejected", "expired", "superseded", "withdrawn", "failed"])
     listing_ap.add_argument("--json", action="store_true", help="print JSON instead of text")
     # ---- issue 28 (outgoing events) verbs ----
+    ev = sub.add_parser("events", help="outgoing events: list, redeliver, replay, enable an output")
+    ev_sub = ev.add_subparsers(dest="events_verb", required=True)
+    ev_list = ev_sub.add_parser("list", parents=[common], help="events in the outbox, newest first")
+    ev_list.add_argument("--output", default=None, help="only this output")
+    ev_list.add_argument("--state", default=None, choices=["pending", "delivered", "dead"])
+    ev_list.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
+    ev_list.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ev_re = ev_sub.add_parser("redeliver", parents=[common], help="send one event again (same id), by the daemon")
+    ev_re.add_argument("--id", required=True, dest="event_id", help="the event id (ce-id)")
+    ev_re.add_argument("--output", default=None, help="only to this output (default: every output it was for)")
+    ev_rp = ev_sub.add_parser("replay", parents=[common], help="send an output's events since a time again (same ids)")
+    ev_rp.add_argument("--output", required=True)
+    ev_rp.add_argument("--since", required=True, metavar="TIME", help="ISO-8601 with an offset; filters on the event's time")
+    ev_rp.add_argument("--model", default=None, help="only this model's events")
+    ev_en = ev_sub.add_parser("enable", parents=[common], help="enable an output a 410 answer disabled")
+    ev_en.add_argument("--output", required=True)
     return parser
 
 

@@ -53,6 +53,10 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         if handled is not None:
             return handled
     # ---- issue 28 (outgoing events) verbs ----
+    if args.verb == "events":
+        from watcher.cli.events import events_verb
+
+        return events_verb(args, config)
     if args.verb == "webhooks":
         from watcher.cli import webhooks
 
@@ -144,4 +148,8 @@ def check_config(client: MlflowClient, config: WatcherConfig) -> int:
             failed.append("lock_database")
         else:
             log.info("lock_database_ok")
+    if config.events is not None:  # issue 28: reach every output, no event sent
+        from watcher.cli.events import check_outputs
+
+        failed += check_outputs(config)
     return check_online(client, config, failed)

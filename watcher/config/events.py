@@ -168,7 +168,7 @@ def default_source(tracking_uri: str | None) -> str:
     (every replica of one fleet computes the same); a local store gives its path."""
     parts = urlsplit(tracking_uri or "")
     if parts.scheme in ("", "file") or parts.scheme.startswith("sqlite"):
-        where = parts.path or tracking_uri
+        where = parts.path or tracking_uri or ""
     else:
         host = parts.hostname or ""
         where = f"{host}:{parts.port}{parts.path}" if parts.port else f"{host}{parts.path}"

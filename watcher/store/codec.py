@@ -12,10 +12,11 @@ from typing import Any
 STATE_VERSION = 1
 
 
-def now_iso(ms: int | None = None) -> str:
-    """ISO-8601 UTC time to the second (``2026-11-20T10:00:00Z``), from epoch milliseconds or now."""
+def now_iso(ms: int | None = None, timespec: str = "seconds") -> str:
+    """ISO-8601 UTC time to the second (``2026-11-20T10:00:00Z``), from epoch milliseconds or now;
+    ``timespec="milliseconds"`` keeps the milliseconds (decision times: a burst is ordered by them)."""
     when = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return when.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> int:

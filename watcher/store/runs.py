@@ -20,7 +20,7 @@ def record_decision(client: MlflowClient, run_id: str, decision: str, gates_json
     tags = {
         keys.DECISION: decision,
         keys.GATES: truncate(gates_json, keys.RUN_TAG_LIMIT),
-        keys.DECIDED_AT: now_iso(),
+        keys.DECIDED_AT: now_iso(timespec="milliseconds"),  # orders a burst's run.decided events
     }
     if reason:
         tags[keys.REASON] = truncate(reason, keys.RUN_TAG_LIMIT)
