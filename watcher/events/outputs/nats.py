@@ -38,7 +38,7 @@ DUPLICATE_WINDOW_SECONDS = 3600.0
 """The duplicate window of a stream this output creates: a publish repeated within an hour (a
 retry after a NATS restart or a daemon kill) is dropped by JetStream. A stream that exists is
 used as it is."""
-_GRACE_SECONDS = 2.0  # on top of the configured timeout, for the connect and the stream check
+_GRACE_SECONDS = 2.0  # on top of the timeouts of the connect, the stream check and the publish
 
 
 def subject_token(model: str) -> str:
@@ -86,7 +86,7 @@ class NatsOutput:
         headers, body = nats_message(event)
         subject = event_subject(self._config.subject, event)
         try:
-            self._call(self._publish(subject, headers, body), self._config.timeout_seconds * 2 + _GRACE_SECONDS)
+            self._call(self._publish(subject, headers, body), self._config.timeout_seconds * 3 + _GRACE_SECONDS)
         except Exception as exc:  # noqa: BLE001 - every failure to get an ack is a retry
             return DeliveryResult("retry", self._describe(exc))
         return DeliveryResult("delivered", None)
@@ -174,16 +174,17 @@ class NatsOutput:
         await nc.jsm(timeout=self._config.timeout_seconds).account_info()
 
     async def _disconnect(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.close()
-        self._nc = None
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            await nc.close()
 
     async def _on_error(self, exc: Exception) -> None:
         """Kept for the outcome of the attempt that needed the connection (reported there)."""
         self._last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
 
     async def _on_disconnected(self) -> None:
-        log.warning("events_nats_disconnected", output=self.name)
+        if self._nc is not None:  # not our own close()
+            log.warning("events_nats_disconnected", output=self.name)
 
     async def _on_reconnected(self) -> None:
         log.info("events_nats_reconnected", output=self.name)
