@@ -13,14 +13,13 @@ retry can succeed); 429, 5xx, any other status, or no answer within the timeout:
 
 from __future__ import annotations
 
-import socket
-import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
 from watcher.config.events import SlackOutputConfig
+from watcher.events.http import reach
 from watcher.events.model import DeliveryResult, OutgoingEvent
 from watcher.obs.redact import redact
 
@@ -121,15 +120,8 @@ class SlackOutput:
 
     def check(self) -> str | None:
         """A TCP (and TLS for https) connect to the webhook's host; nothing is posted."""
-        parts = urlsplit(self._url)
-        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((host, port), timeout=self._config.timeout_seconds) as sock:
-                if parts.scheme == "https":
-                    ssl.create_default_context().wrap_socket(sock, server_hostname=host).close()
-        except (OSError, ValueError) as exc:
-            return self._describe(f"cannot reach {host}:{port}: {type(exc).__name__}: {exc}")
-        return None
+        error = reach(self._url, self._config.timeout_seconds)
+        return self._describe(error) if error else None
 
     def close(self) -> None:
         self._session.close()
