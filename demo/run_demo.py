@@ -24,7 +24,7 @@ CONFIG = WORK / "watcher.yaml"
 sys.path.insert(0, str(ROOT))
 
 CONFIG_TEXT = """\
-# tracking_uri is left out: the embedded default sqlite:///mlflow.db (beside this file)
+tracking_uri: sqlite:///mlflow.db   # a local store beside this file (there is no default: it is written on purpose)
 poll_interval_seconds: 10
 watches:
   - experiment: quickbite_churn

@@ -57,11 +57,11 @@ def test_check_config_names_an_unreachable_lock_database_and_a_missing_input(tra
     dead_lock = f"ha:\n  lock_url: postgresql://postgres@127.0.0.1:{free_port()}/test\n  connect_timeout_seconds: 1\n"
     assert main(["check-config", "--config", _write(tmp_path, base + dead_lock)]) == 1
     out = capsys.readouterr()
-    assert "ha lock database unreachable" in out.out and "lock_database_unreachable" in out.out  # JSON lines
+    assert "lock_database_unreachable" in out.out and "error: ha lock database unreachable" in out.err  # JSON; a line
     missing = base + "    scoring:\n      input: data/nowhere.csv\n"
     assert main(["check-config", "--config", _write(tmp_path, missing)]) == 1
     out = capsys.readouterr()
-    assert f"scoring input of {model} does not exist" in out.out and "scoring_input_missing" in out.out
+    assert f"scoring input of {model} does not exist" in out.err and "scoring_input_missing" in out.out
     glob_none = base + "    scoring:\n      input: data/*.parquet\n"
     assert main(["check-config", "--config", _write(tmp_path, glob_none)]) == 1
     remote = base + "    scoring:\n      input: s3://bucket/in.parquet\n"  # a URI is not checked here

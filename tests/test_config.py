@@ -28,12 +28,18 @@ def test_issue_config_loads_as_written(tmp_path):
     assert (watch.staging_alias, watch.production_alias, watch.artifact_path) == ("staging", "production", "model")
 
 
-def test_default_tracking_uri_is_sqlite_beside_the_config(tmp_path, monkeypatch):
+def test_no_tracking_uri_is_an_error_not_a_local_store(tmp_path, monkeypatch):
+    """Issue 26 item 6: no default ``sqlite:///mlflow.db``; ``$MLFLOW_TRACKING_URI`` still counts."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WATCHER_TRACKING_URI", raising=False)
     text = issue_yaml("x", "e", "m").replace("tracking_uri: x\n", "")
-    assert load_config(_write(tmp_path, text)).tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    with pytest.raises(ConfigError, match="tracking_uri: not set"):
+        load_config(_write(tmp_path, text))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
     assert load_config(_write(tmp_path, text)).tracking_uri == "http://example.invalid:5000"
+    local = "tracking_uri: sqlite:///mlflow.db\n" + text  # a local store, written on purpose, beside the file
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert load_config(_write(tmp_path, local)).tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
 
 
 def test_scoring_paths_resolve_against_the_config_folder(tmp_path):
@@ -84,8 +90,9 @@ def test_cli_exits_non_zero_on_a_bad_file_before_starting(tmp_path, verb, monkey
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after main() wraps them
     monkeypatch.setattr(sys, "stderr", sys.stderr)
     path = _write(tmp_path, issue_yaml("http://h", "e", "m").replace("poll_interval_seconds: 10", "poll_interval_seconds: -5"))
-    assert main([verb, "--config", str(path)]) == 2
-    assert main([verb, "--config", str(tmp_path / "missing.yaml")]) == 2
+    invalid = 1 if verb == "check-config" else 2  # check-config exits 1 on any error (issue 26 item 6)
+    assert main([verb, "--config", str(path)]) == invalid
+    assert main([verb, "--config", str(tmp_path / "missing.yaml")]) == invalid
 
 
 PORT_FILE = """\
@@ -125,11 +132,12 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch, watcher_env, mlflow_env,
     assert load_config(_write(tmp_path, text)).tracking_uri == expected
 
 
-def test_embedded_default_comes_last(tmp_path, monkeypatch):
+def test_no_embedded_default(tmp_path, monkeypatch):
     monkeypatch.delenv("WATCHER_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     text = PORT_FILE.replace("tracking_uri: http://file.example:5000\n", "")
-    assert load_config(_write(tmp_path, text)).tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    with pytest.raises(ConfigError, match="tracking_uri: not set"):
+        load_config(_write(tmp_path, text))
 
 
 def test_check_config_states_the_precedence(tmp_path, monkeypatch, capsys):

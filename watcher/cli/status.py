@@ -1,8 +1,18 @@
-"""``status``: per watch, where staging and production point, the last scoring, the last decisions.
+"""``status``: per watch, its state, where staging and production point, the last scoring, the last decisions.
 
 With ``discover``, the experiments are searched once for the tag, and the discovered watches are
 listed beside the configured ones; each row says where it came from (``source``: ``config``, or
-``discovered (experiment tag, profile P)``)."""
+``discovered (experiment tag, profile P)``). Tagged experiments the watcher refuses (another
+experiment owns the model, an unknown profile, ...) are rows too, with ``state: refused`` and the reason.
+
+Each watch's state (``ok``, ``failed`` with its reason and since when, ``refused``) and, under ``ha``,
+the replica that holds it, come from the running daemon (``GET /api/v1/watches`` through
+``watcher.cli.api``). When no daemon answers, the refusals are worked out here (the same decision the
+daemon makes) and the line ``states: ...`` says that failures need the daemon.
+
+Reads are batched so a fleet answers in about the time of one model: the registered models (aliases,
+scoring tags) in pages of 1,000, and each experiment's recent decisions eight at a time.
+"""
 
 from __future__ import annotations
 
@@ -12,61 +22,119 @@ from typing import Any
 from mlflow import MlflowClient
 
 from watcher.cli.output import say
-from watcher.config import WatchConfig, WatcherConfig
-from watcher.engine.discovery import Discovery
-from watcher.store import experiments, keys, registry
+from watcher.cli.plan import PlannedWatch, parallel, plan
+from watcher.config import WatcherConfig
+from watcher.store import batch_reads, keys, registry
 from watcher.store import scoring_records as records
 from watcher.store.runs import recent_decisions
 
+STATE_TIMEOUT_S = 3.0
+"""How long ``status`` waits for the daemon's API before saying the states are unknown."""
 
-def watch_status(client: MlflowClient, watch: WatchConfig, last: int) -> dict[str, Any]:
-    """One watch's row (``status --json`` prints a list of them)."""
+
+def _decisions(client: MlflowClient, experiment_id: str | None, last: int) -> list[dict[str, Any]]:
+    if experiment_id is None or last <= 0:
+        return []
+    return [{"run_id": r.info.run_id, "run_name": r.info.run_name, "decision": r.data.tags[keys.DECISION],
+             "version": r.data.tags.get(keys.MODEL_VERSION), "reason": r.data.tags.get(keys.REASON),
+             "decided_at": r.data.tags.get(keys.DECIDED_AT)}
+            for r in recent_decisions(client, experiment_id, last)]
+
+
+def watch_rows(client: MlflowClient, planned: list[PlannedWatch], last: int) -> list[dict[str, Any]]:
+    """One row per watch (``status --json`` prints them): one batched read of the models, then each
+    experiment's ``last`` decisions, eight requests at a time."""
     try:
-        model = registry.find_model(client, watch.model_name)
-    except Exception:  # noqa: BLE001 - not readable (not created yet, no permission): shown as unset
-        model = None
-    aliases = registry.aliases_of(model) if model is not None else {}
-    tags = registry.tags_of(model) if model is not None else {}
-    scored = records.read_scored(tags)
-    failure = records.read_failure(tags)
-    decisions = []
-    experiment_id = experiments.find(client, watch.experiment, deleted="id")
-    if experiment_id is not None:
-        decisions = [{"run_id": r.info.run_id, "run_name": r.info.run_name, "decision": r.data.tags[keys.DECISION],
-                      "version": r.data.tags.get(keys.MODEL_VERSION), "reason": r.data.tags.get(keys.REASON),
-                      "decided_at": r.data.tags.get(keys.DECIDED_AT)}
-                     for r in recent_decisions(client, experiment_id, last)]
-    return {"model_name": watch.model_name, "experiment": watch.experiment,
-            "staging": aliases.get(watch.staging_alias), "production": aliases.get(watch.production_alias),
-            "staging_policy": watch.staging_policy, "production_policy": watch.production_policy,
-            "last_scored_version": scored.model_version if scored else None,
-            "last_scored_at": scored.scored_at if scored else None,
-            "scoring_failure": failure.as_json() if failure else None, "decisions": decisions}
+        models = batch_reads.models_by_name(client, [p.model for p in planned])
+    except Exception:  # noqa: BLE001 - not readable (no permission): every model shown as unset
+        models = {}
+    decisions = parallel(lambda p: _decisions(client, p.experiment_id, last), planned)
+    rows = []
+    for item, decided in zip(planned, decisions):
+        watch, model = item.watch, models.get(item.model)
+        aliases = registry.aliases_of(model) if model is not None else {}
+        tags = registry.tags_of(model) if model is not None else {}
+        scored, failure = records.read_scored(tags), records.read_failure(tags)
+        rows.append({"model_name": item.model, "experiment": item.experiment, "experiment_id": item.experiment_id,
+                     "source": item.source, "state": None, "reason": None, "since": None, "held_by": None,
+                     "staging": aliases.get(watch.staging_alias), "production": aliases.get(watch.production_alias),
+                     "staging_policy": watch.staging_policy, "production_policy": watch.production_policy,
+                     "last_scored_version": scored.model_version if scored else None,
+                     "last_scored_at": scored.scored_at if scored else None,
+                     "scoring_failure": failure.as_json() if failure else None, "decisions": decided})
+    return rows
+
+
+def daemon_states(config: WatcherConfig) -> tuple[list[dict[str, Any]] | None, str]:
+    """The daemon's ``GET /api/v1/watches`` rows and where they came from, or None and why not."""
+    from watcher.cli.api import ApiUnavailable, api_request, api_url
+
+    try:
+        answer = api_request(config, "GET", "/api/v1/watches", timeout_s=STATE_TIMEOUT_S)
+    except ApiUnavailable as exc:
+        return None, str(exc)
+    if not answer.ok or not isinstance(answer.body, dict) or not isinstance(answer.body.get("watches"), list):
+        return None, f"the daemon's API answered {answer.status}: {answer.detail[:200]}"
+    return [w for w in answer.body["watches"] if isinstance(w, dict)], f"from the daemon at {api_url(config)}"
+
+
+def _refused_row(item: dict[str, Any]) -> dict[str, Any]:
+    return {"model_name": item.get("model_name") or item.get("model"), "experiment": item.get("experiment"),
+            "experiment_id": item.get("experiment_id"), "source": "refused", "state": "refused",
+            "reason": item.get("reason"), "since": item.get("since"), "held_by": None,
+            "owner_experiment": item.get("owner_experiment"), "decisions": []}
+
+
+def with_states(rows: list[dict[str, Any]], live: list[dict[str, Any]] | None,
+                refused: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each watch's state from the daemon (``live``), then the refused experiments:
+    the daemon's when it answered, else ``refused`` (worked out here)."""
+    if live is None:
+        return rows + [_refused_row(r) for r in refused]
+    by_key = {(w.get("experiment"), w.get("model")): w for w in live}
+    for row in rows:
+        found = by_key.get((row["experiment"], row["model_name"]))
+        if found is not None:
+            row.update(state=found.get("state"), reason=found.get("reason"), since=found.get("since"),
+                       held_by=found.get("held_by"))
+    return rows + [_refused_row(w) for w in live if w.get("state") == "refused"]
 
 
 def status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: int) -> int:
     """The ``status`` verb."""
-    discovery = Discovery()
-    discovery.refresh(client, config)  # once, on demand (no-op without discover)
-    rows = [{**watch_status(client, w, last), "source": discovery.source_of(w.experiment)}
-            for w in discovery.watches(config)]
+    planned = plan(client, config)
+    live, origin = daemon_states(config)
+    rows = with_states(watch_rows(client, planned.watched, last), live, [r.as_json() for r in planned.refused])
     if as_json:
         say(json.dumps(rows, indent=2))
         return 0
+    say(f"states: {origin}" if live is not None else
+        f"states: refusals worked out here; failed watches and replicas need the daemon's API ({origin})")
     for row in rows:
-        say(f"{row['model_name']}  (experiment {row['experiment']}; {row['source']})")
-        say(f"  staging:    {row['staging'] or '-':8}  (policy {row['staging_policy']})")
-        say(f"  production: {row['production'] or '-':8}  (policy {row['production_policy']})")
-        say(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
-            if row["last_scored_version"] else "  last scored: -")
-        if row["scoring_failure"]:
-            f = row["scoring_failure"]
-            say(f"  scoring failing: v{f['model_version']} attempt {f['attempts']}: {f['error'][:120]}")
-        say("  last decisions:")
-        for d in row["decisions"] or []:
-            detail = f"v{d['version']}" if d["decision"] == "registered" else (d["reason"] or "")
-            say(f"    {d['decided_at'] or '':20}  {d['run_name'] or d['run_id'][:8]:24}  {d['decision']:10}  "
-                f"{detail[:100]}")
-        if not row["decisions"]:
-            say("    (none)")
+        _print_row(row)
     return 0
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    if row["state"] == "refused":
+        say(f"{row['model_name']}  (experiment {row['experiment']}; REFUSED: {row['reason']})")
+        return
+    state = row["state"] or "unknown (no daemon)"
+    held = f"; held by {row['held_by']}" if row["held_by"] else ""
+    say(f"{row['model_name']}  (experiment {row['experiment']}; {row['source']}; state {state}{held})")
+    if row["state"] == "failed":
+        say(f"  FAILED since {row['since']}: {row['reason']}")
+    say(f"  staging:    {row['staging'] or '-':8}  (policy {row['staging_policy']})")
+    say(f"  production: {row['production'] or '-':8}  (policy {row['production_policy']})")
+    say(f"  last scored: v{row['last_scored_version']} at {row['last_scored_at']}"
+        if row["last_scored_version"] else "  last scored: -")
+    if row["scoring_failure"]:
+        f = row["scoring_failure"]
+        say(f"  scoring failing: v{f['model_version']} attempt {f['attempts']}: {f['error'][:120]}")
+    say("  last decisions:")
+    for d in row["decisions"] or []:
+        detail = f"v{d['version']}" if d["decision"] == "registered" else (d["reason"] or "")
+        say(f"    {d['decided_at'] or '':20}  {d['run_name'] or d['run_id'][:8]:24}  {d['decision']:10}  "
+            f"{detail[:100]}")
+    if not row["decisions"]:
+        say("    (none)")

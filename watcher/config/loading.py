@@ -5,14 +5,23 @@ every error named by its field location (``watches.0.gates.2.min: Input should b
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from watcher.config.profiles import ProfileError, resolve_extends
 from watcher.config.scoring import ScoringConfig, is_uri
 from watcher.config.settings import DEFAULT_TRACKING_URI, WatcherConfig
+
+NO_TRACKING_URI = ("tracking_uri: not set: give tracking_uri in the file, or $WATCHER_TRACKING_URI or "
+                   "$MLFLOW_TRACKING_URI (no local store is made by default; for one: tracking_uri: "
+                   f"{DEFAULT_TRACKING_URI}, beside the file)")
+
+
+_LOCATED = re.compile(r"^[\w.\-]+: ")
 
 
 class ConfigError(Exception):
@@ -38,16 +47,25 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def format_errors(error: ValidationError) -> str:
-    """One line per error: ``location: message``."""
+    """One line per error: ``location: message``; a whole-file check that names its own location
+    (``watches.0.experiment: ...``) is printed as that location."""
     lines = []
     for err in error.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        lines.append(f"{loc}: {err['msg']}")
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = str(err["msg"])
+        located = msg.removeprefix("Value error, ")
+        if not loc and located != msg and _LOCATED.match(located):
+            lines.append(located)
+        else:
+            lines.append(f"{loc or '(top level)'}: {msg}")
     return "\n".join(lines)
 
 
-def load_config(path: str | os.PathLike[str]) -> WatcherConfig:
-    """Read, resolve and validate a config file; raise :class:`ConfigError` with field locations."""
+def load_config(path: str | os.PathLike[str], *, need_tracking_uri: bool = True) -> WatcherConfig:
+    """Read, resolve and validate a config file; raise :class:`ConfigError` with field locations.
+
+    Without a tracking URI (file or environment) it is an error, unless ``need_tracking_uri`` is
+    False (``check-config --offline``: the schema only)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"config file not found: {file} (pass --config FILE)")
@@ -57,10 +75,15 @@ def load_config(path: str | os.PathLike[str]) -> WatcherConfig:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
-    # the embedded default is a local store beside the file; the environment still outranks it
-    raw.setdefault("tracking_uri", DEFAULT_TRACKING_URI)
+    try:
+        raw = resolve_extends(raw)  # before the paths: a child's partial scoring block takes its base's
+    except ProfileError as exc:
+        raise ConfigError(f"{file}: invalid config\n{exc}") from exc
     raw = _resolve_paths(raw, file.resolve().parent)
     try:
-        return WatcherConfig(**raw)
+        config = WatcherConfig(**raw)
     except ValidationError as exc:
         raise ConfigError(f"{file}: invalid config\n{format_errors(exc)}") from exc
+    if need_tracking_uri and not config.tracking_uri:
+        raise ConfigError(f"{file}: invalid config\n{NO_TRACKING_URI}")
+    return config

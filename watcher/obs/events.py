@@ -35,7 +35,7 @@ _EVENTS = (
     _e("config_reload_failed", "error", "daemon", "config error hint",
        "The re-read file is invalid (the old config stays) or a part could not restart under the new one.",
        "Fix the file as the error says (check-config prints the same) and send SIGHUP again."),
-    _e("config_invalid", "error", "both", "config error", "The config file is missing or invalid; the command exits 2.",
+    _e("config_invalid", "error", "both", "config error", "The config file is missing or invalid; the command exits 2 (check-config: 1).",
        "Fix the file as the error says; check-config validates it without side effects."),
     _e("command_failed", "error", "both", "error verb", "A command failed with an unexpected error; it exits 1.",
        "Read the error; an unreachable server is the usual cause (see tracking_server_unreachable)."),
@@ -68,9 +68,6 @@ _EVENTS = (
        "The server cannot filter runs on a missing tag; decided runs in the overlap window are filtered by the watcher.",
        "Nothing, or upgrade the MLflow server to save requests."),
     # ---- a watch and its runs -----------------------------------------------------------------------------------------
-    _e("watch_failed", "error", "both", "error error_type",
-       "One watch failed this poll; the other watches went on. " + _OUTAGE,
-       "Read the error (a prompt named as the model, permissions, a bug); the next poll retries."),
     _e("experiment_missing", "warning", "both", "hint",
        "The watched experiment does not exist (yet). Warning once, then debug.",
        "Create the experiment or fix its name; polling goes on."),
@@ -184,7 +181,8 @@ _EVENTS = (
     # ---- check-config and once ----------------------------------------------------------------------------------------
     _e("config_sources", "info", "cli", "env_overrides precedence tracking_uri",
        "check-config: where each setting comes from (file, environment)."),
-    _e("config_ok", "info", "cli", "experiment experiment_exists gates model_name scoring", "check-config: one watch."),
+    _e("config_ok", "info", "cli", "experiment experiment_exists experiment_id gates model_name scoring source",
+       "check-config: one watch it would make (source: config, or the experiment tag and profile)."),
     _e("lock_database_ok", "info", "cli", "", "check-config: the ha lock database answers."),
     _e("lock_database_unreachable", "error", "cli", "error", "check-config: the ha lock database does not answer.",
        "Check the lock database and ha.dsn."),
