@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote
 
+import mlflow
 import nats
 import pytest
 from nats.js.api import RawStreamMsg, StreamInfo
@@ -201,3 +202,47 @@ def test_publish_through_a_server_restart(tmp_path: Path) -> None:
         output.close()
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.timeout(300)
+def test_daemon_puts_a_staging_move_on_the_stream(bus: NatsOutputConfig, sqlite_server: str, tmp_path: Path) -> None:
+    """Acceptance: the daemon's staging move is on the stream, ``Nats-Msg-Id`` = ``ce-id``."""
+    from daemon_proc import Daemon
+    from helpers import train
+
+    suffix = uuid.uuid4().hex[:8]
+    experiment, model = f"nats_e2e_{suffix}", f"nats e2e.{suffix}"  # a name the subject must sanitise
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        f"tracking_uri: {sqlite_server}\npoll_interval_seconds: 1\nlog: {{level: DEBUG}}\n"
+        f"watches:\n  - experiment: {experiment}\n    model_name: '{model}'\n"
+        "    gates: [{metric: recall, min: 0.0}]\n"
+        f"events:\n  source: registry-watcher/test\n  outbox_path: {tmp_path / 'outbox.sqlite'}\n"
+        f"  outputs:\n    - {{name: bus, type: nats, url: '{NATS_URL}', subject: {bus.subject}, stream: {bus.stream}}}\n")
+    mlflow.set_tracking_uri(sqlite_server)
+    mlflow.set_experiment(experiment)
+    daemon = Daemon(config)
+    try:
+        daemon.wait_for("poll_completed", 120)  # the output's start is recorded: later facts are owed to it
+        run_id = train(experiment, rows=200, n_estimators=2)
+        daemon.wait_for("staging_alias_moved", 90, where=lambda e: e.get("run_id") == run_id)
+        subject = f"{bus.subject}.alias.moved.{subject_token(model)}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                msg = js_call(NATS_URL, lambda jsm: jsm.get_last_msg(bus.stream, subject))
+                break
+            except nats.js.errors.NotFoundError:  # the stream or the message: not yet
+                assert time.monotonic() < deadline, f"nothing on {subject}"
+                time.sleep(0.2)
+        headers = msg.headers or {}
+        assert headers["Nats-Msg-Id"] == headers["ce-id"]
+        assert headers["ce-type"] == "io.registry-watcher.alias.moved"
+        assert headers["ce-source"] == "registry-watcher/test"
+        assert unquote(headers["ce-subject"]) == model
+        data = json.loads(msg.data)
+        assert data["model"] == model
+        assert data["alias"] == "staging"
+        assert data["model_uri"] == f"models:/{model}/{data['version']}"
+    finally:
+        daemon.stop()
