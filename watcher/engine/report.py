@@ -76,7 +76,7 @@ class TickReport:
     @property
     def unreachable(self) -> bool:
         """True when every failed watch failed because the tracking server did not answer."""
-        failed = [w for w in self.watches if w.poll_failed]
+        failed = [w for w in self.watches if w.poll_failed and not w.failure]
         return bool(failed) and all(w.unreachable for w in failed)
 
     def then(self, later: TickReport) -> TickReport:

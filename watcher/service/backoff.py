@@ -6,6 +6,12 @@
   at its start, ``tracking_server_recovered`` (info, ``outage_seconds``) at its end; the failed
   polls in between are ``poll_failed`` at debug. Another failure is ``poll_failed`` at error the
   first time, warning after, and ``poll_recovered`` (info) at its end.
+* Back at once: during an outage the poller probes the server's ``/health`` every
+  ``bulkheads.server_probe_seconds`` whatever the backoff (:meth:`Backoff.needs_probe`); the first
+  answer after the server was seen down ends the backoff (:meth:`Backoff.probe_answered`), so the
+  fleet is polled again within a probe interval of the server's return. An answer ends it once: a
+  server that answers ``/health`` while the polls still fail must be seen down again first, so the
+  backoff still spaces the polls.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class Backoff:
         """Monotonic time before which a poll is skipped."""
         self._outage_since: float | None = None
         """Monotonic time of the first failed poll of a tracking-server outage in progress."""
+        self._down_seen = True
+        """Whether the server was seen down since a probe last ended the backoff."""
         self._lock = threading.Lock()
 
     @property
@@ -48,11 +56,29 @@ class Backoff:
         with self._lock:
             self._not_before = 0.0
 
+    def needs_probe(self) -> bool:
+        """True during an outage while the backoff waits: the server's ``/health`` is probed."""
+        with self._lock:
+            return self._outage_since is not None and self._clock() < self._not_before
+
+    def probe_answered(self, answered: bool) -> bool:
+        """A probe during the outage: True when it ends the backoff (the server is back: poll now)."""
+        with self._lock:
+            if self._outage_since is None or self._clock() >= self._not_before:
+                return False
+            if not answered or not self._down_seen:
+                self._down_seen = self._down_seen or not answered
+                return False
+            self._down_seen = False
+            self._not_before = 0.0
+            return True
+
     def succeeded(self) -> None:
         """A good poll: say the end of the outage (or of the failures), and start over."""
         with self._lock:
             failures, since = self._failures, self._outage_since
             self._failures, self._not_before, self._outage_since = 0, 0.0, None
+            self._down_seen = True
             now = self._clock()
         if since is not None:
             log.info("tracking_server_recovered", outage_seconds=round(now - since, 1), failed_polls=failures)

@@ -71,6 +71,8 @@ class Leader:
         self._unheld: dict[str, int] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._held: set[str] = set()
+        self._holders: dict[str, str] = {}
+        """Model -> the replica that held its lock at the last rebalance (the API's view; replaced whole)."""
         self._standby_logged: set[str] = set()
         self._lock = threading.RLock()
         self._connect_failed = False
@@ -197,6 +199,7 @@ class Leader:
             by_key = {lock_key(m): m for m in models}
             holders = {by_key[key]: replica_of(name, self._config.group) for name, key in locks
                        if key in by_key and name.startswith(prefix)}
+            self._holders = dict(holders)
             plan = assign(members, models, holders)
             mine = {m for m, owner in plan.items() if owner == self._replica}
             self._wanted = mine | self._orphans(models, plan, {key for _, key in locks})
@@ -254,6 +257,14 @@ class Leader:
         self._adopted.pop(model, None)
         metrics.set_leader(model, False)
         log.info("leadership_released", model_name=model, to_replica=to, reason="rebalance")
+
+    def holder_of(self, model_name: str) -> str | None:
+        """The replica holding the model's lock as last seen (this one when it holds it), no query; None: unknown."""
+        return self._replica if model_name in self._held else self._holders.get(model_name)
+
+    def holds_now(self, model_name: str) -> bool:
+        """Whether this replica holds the model's lock as last known (no query: for reports)."""
+        return model_name in self._held
 
     def holds(self, model_name: str) -> bool:
         """Right before a write: True while the model's lock is held and its connection answers."""

@@ -1,8 +1,12 @@
 """When a tick runs: the interval job, and the ticks asked for in between.
 
-* :class:`PollScheduler`: APScheduler calls the poll on an interval, with ``max_instances=1`` and
-  ``coalesce=True``: a slow tick is never overlapped or queued up. :meth:`PollScheduler.kick` runs
-  it now: right away when idle, or straight after the tick in hand, never two at a time.
+* :class:`PollScheduler`: APScheduler calls the poll on an interval through a :class:`Coalesced`
+  job: a tick that comes due while the previous one is still running is coalesced into it (never
+  two at a time, never queued up), counted (``registry_watcher_ticks_skipped_total``) and said at
+  most once a minute (``ticks_coalesced``), never APScheduler's "maximum number of running instances
+  reached" warning per tick. :meth:`PollScheduler.kick` runs it now: right away when idle, or
+  straight after the tick in hand. A second job (:meth:`PollScheduler.start`'s ``probe``) probes the
+  tracking server every ``bulkheads.server_probe_seconds`` during an outage, whatever the backoff.
 * :class:`TickRequests`: a webhook delivery, a run event, a reload or a tick that found work asks for
   a tick. Requests made during a tick coalesce into one tick after it. A run event's request is
   *scoped* to the watches of its experiments: scoped + scoped is the union, scoped + full is full,
@@ -21,11 +25,16 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watcher.obs import metrics_fleet
 from watcher.obs.logs import get_logger
 
 log = get_logger("watcher.daemon")
 FULL_TICK_SHARE = 0.9
 """A tick of every watch is due this share of the poll interval after the last one."""
+SAY_SKIPPED_EVERY_SECONDS = 60.0
+"""``ticks_coalesced`` is said at most this often (the counter has every one)."""
+INSTANCES = 3
+"""APScheduler's limit, never reached: a run due while one is in hand returns at once."""
 
 
 class TickRequests:
@@ -95,6 +104,62 @@ class TickRequests:
             self._full_due = self._clock() + poll_interval_seconds * FULL_TICK_SHARE
 
 
+class Coalesced:
+    """A job that never runs twice at a time (thread-safe). A run that comes due while one is in
+    hand returns at once: counted as a skipped tick (``count``) and said at most once a minute;
+    :meth:`again` (a kick) makes the run in hand go once more right after."""
+
+    def __init__(self, job: Callable[[], object], *, count: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._job = job
+        self._count = count
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+        self._skipped = 0
+        """Skipped since the last ``ticks_coalesced`` line."""
+        self._said_at: float | None = None
+
+    def __call__(self) -> None:
+        with self._lock:
+            busy, self._running = self._running, True
+        if busy:
+            self._skip()
+            return
+        try:
+            while True:
+                self._job()
+                with self._lock:
+                    if not self._again:
+                        break
+                    self._again = False
+        finally:
+            with self._lock:
+                self._running = self._again = False
+
+    def again(self) -> bool:
+        """When a run is in hand: it runs once more right after (True); else False (start one)."""
+        with self._lock:
+            if self._running:
+                self._again = True
+            return self._running
+
+    def _skip(self) -> None:
+        if not self._count:
+            return
+        metrics_fleet.count_skipped_tick()
+        now = self._clock()
+        with self._lock:
+            self._skipped += 1
+            said = self._said_at
+            if said is not None and now - said < SAY_SKIPPED_EVERY_SECONDS:
+                return
+            skipped, self._skipped, self._said_at = self._skipped, 0, now
+        log.info("ticks_coalesced", skipped=skipped,
+                 window_seconds=None if said is None else round(now - said, 1))
+
+
 class PollScheduler:
     """The interval job calling the poll (APScheduler, UTC); started by :meth:`start`."""
 
@@ -102,16 +167,25 @@ class PollScheduler:
         self._interval = interval_seconds
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._job: Job | None = None
+        self._poll: Coalesced | None = None
 
-    def start(self, poll: Callable[[], object]) -> None:
-        """Run ``poll`` now and every interval after, in the scheduler's thread."""
-        self._job = self._scheduler.add_job(poll, IntervalTrigger(seconds=self._interval), id="poll",
-                                            max_instances=1, coalesce=True, misfire_grace_time=None,
+    def start(self, poll: Callable[[], object], probe: Callable[[], object] | None = None,
+              probe_seconds: float = 2.0) -> None:
+        """Run ``poll`` now and every interval after, in the scheduler's threads; ``probe`` (the
+        tracking server's return) every ``probe_seconds``, never two at a time either."""
+        self._poll = Coalesced(poll)
+        self._job = self._scheduler.add_job(self._poll, IntervalTrigger(seconds=self._interval), id="poll",
+                                            max_instances=INSTANCES, coalesce=True, misfire_grace_time=None,
                                             next_run_time=_utcnow())
+        if probe is not None:
+            self._scheduler.add_job(Coalesced(probe, count=False), IntervalTrigger(seconds=probe_seconds),
+                                    id="probe", max_instances=INSTANCES, coalesce=True, misfire_grace_time=None)
         self._scheduler.start()
 
     def kick(self) -> None:
         """Run the poll now (straight after the one in hand, if any); nothing before :meth:`start`."""
+        if self._poll is not None and self._poll.again():
+            return
         if self._job is not None:
             self._job.modify(next_run_time=_utcnow())
 
