@@ -41,8 +41,18 @@ SAME_CONCEPT = {
     # a CLI verb and the store function it prints
     "dispatch": "route a parsed CLI verb (top level, the webhooks sub-verbs)",
     "explain": "the explain verb prints what cli.explain.explain finds",
+    "after_tick": "each part's hook at the end of a tick (the console's, the outgoing events'), called by the process",
+    "routes": "each capability's Starlette routes, composed by the process into build_app",
     "install": "the webhooks install verb prints what store.webhooks.install did",
     "uninstall": "the webhooks uninstall verb prints what store.webhooks.uninstall did",
+    # issue 28: the Output protocol (watcher.events.model) and its implementations (http, nats, slack)
+    "send": "Output protocol method: one delivery attempt (the http, nats and slack outputs)",
+    "check": "Output protocol method: reach the receiver for check-config (the http, nats and slack outputs)",
+    "close": "release a part's connections (the ha lock session, an events output, the outbox database)",
+    "statement": "the outbox Database protocol method and its SQLite and PostgreSQL implementations",
+    "statements": "the outbox Database protocol method and its SQLite and PostgreSQL implementations",
+    "accepts": "an events output's filter: the base rule and Slack's default (moves and rejections)",
+    "pending_by_model": "the console's per-model count of what waits (approval requests, outgoing events)",
     # the same HMAC scheme in the plugin's separate distribution (it cannot import the watcher)
     "sign": "the webhook signature (the watcher's and the plugin's copy)",
 }

@@ -73,7 +73,7 @@ def _resend(outbox: Outbox, args: argparse.Namespace) -> int:
 
 def _list(rows: list[OutboxRow], as_json: bool) -> int:
     if as_json:
-        say(json.dumps([r.public() for r in rows], indent=2))
+        say(json.dumps([r.listed() for r in rows], indent=2))
         return 0
     if not rows:
         say("(no events)")

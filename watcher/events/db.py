@@ -36,9 +36,9 @@ SCHEMA = (
 class Database(Protocol):
     """Run one statement (``?`` placeholders); the rows it returns (empty for a write)."""
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
-    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def statements(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -49,21 +49,21 @@ class SqliteDatabase:
     def __init__(self, path: str) -> None:
         self.path = path
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as conn:
+        with closing(self._open()) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             for statement in SCHEMA:
                 conn.execute(statement)
             conn.commit()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with closing(self._connect()) as conn:
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with closing(self._open()) as conn:
             return list(conn.execute(sql, tuple(params)).fetchall())
 
-    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with closing(self._connect()) as conn:
+    def statements(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with closing(self._open()) as conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(sql, [tuple(r) for r in rows])
             conn.execute("COMMIT")
@@ -81,9 +81,9 @@ class PostgresDatabase:
         self._conn: Any = None
         self._lock = threading.Lock()
         for statement in SCHEMA:
-            self.run(statement)
+            self.statement(statement)
 
-    def _connection(self) -> Any:
+    def _session(self) -> Any:
         import psycopg
 
         if self._conn is None or self._conn.closed:
@@ -91,19 +91,19 @@ class PostgresDatabase:
                                          application_name="registry-watcher-events")
         return self._conn
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
             try:
-                cursor = self._connection().execute(sql.replace("?", "%s"), tuple(params))
+                cursor = self._session().execute(sql.replace("?", "%s"), tuple(params))
                 return list(cursor.fetchall()) if cursor.description is not None else []
             except Exception:
                 self._reset()
                 raise
 
-    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def statements(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock:
             try:
-                conn = self._connection()
+                conn = self._session()
                 with conn.transaction(), conn.cursor() as cursor:
                     cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
             except Exception:
@@ -123,7 +123,7 @@ class PostgresDatabase:
             self._reset()
 
 
-def lock_key(output: str) -> int:
+def output_lock_key(output: str) -> int:
     """The advisory lock key of an output: a stable signed 64-bit integer (never Python's ``hash``)."""
     digest = hashlib.sha256(f"registry-watcher-events:{output}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -151,7 +151,7 @@ class OutputLock:
 
             self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=self._timeout,
                                          application_name=f"registry-watcher-events:{self._output}"[:63])
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(self._output),)).fetchone()
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (output_lock_key(self._output),)).fetchone()
             if row is not None and row[0]:
                 log.info("events_output_lock_acquired", output=self._output)
                 return True

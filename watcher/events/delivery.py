@@ -72,10 +72,10 @@ class Delivery:
 
     def step(self) -> float:
         """One look at the outbox: send what is due; the seconds to sleep before the next look."""
-        self._report()
+        self._gauge()
         heads = self._outbox.heads(self.name)
         reason = self._outbox.disabled(self.name)
-        metrics_events.set_disabled(self.name, reason is not None)
+        metrics_events.mark_disabled(self.name, reason is not None)
         now = now_ms()
         if reason is not None:
             for row in heads:  # events wait while the output is disabled, and their age runs
@@ -86,7 +86,7 @@ class Delivery:
             if self._stop.is_set():
                 return 0.0
             if row.next_attempt_ms <= now_ms():
-                progressed = self._attempt(row) or progressed
+                progressed = self._try(row) or progressed
                 if self._outbox.disabled(self.name) is not None:
                     return 0.0
         if progressed:
@@ -94,7 +94,7 @@ class Delivery:
         waits = [(r.next_attempt_ms - now_ms()) / 1000 for r in heads]
         return max(0.0, min([IDLE_SECONDS, *waits]))
 
-    def _report(self) -> None:
+    def _gauge(self) -> None:
         count, oldest = self._outbox.pending_counts().get(self.name, (0, 0.0))
         metrics_events.set_pending(self.name, count, oldest)
 
@@ -109,7 +109,7 @@ class Delivery:
                   model_name=row.event.model, attempts=row.attempts, error=row.last_error)
         return True
 
-    def _attempt(self, row: OutboxRow) -> bool:
+    def _try(self, row: OutboxRow) -> bool:
         """One attempt at ``row``; True when it is settled (delivered or dead: the model moves on)."""
         if self._expired(row, now_ms()):
             return True
@@ -128,7 +128,7 @@ class Delivery:
             log.error("events_dead_lettered", output=self.name, event_id=row.event.id, type=row.event.short_type,
                       model_name=row.event.model, attempts=row.attempts + 1, error=error)
             return True
-        metrics_events.failed(self.name)
+        metrics_events.count_failed(self.name)
         delay = self._config.retry_delay(row.attempts + 1)
         self._outbox.attempted(row, error, now + int(delay * 1000), now)
         if result.outcome == "disabled":

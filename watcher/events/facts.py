@@ -129,18 +129,18 @@ class Deriver:
         self._audit_mark = self._scoring_mark = since + OVERLAP_MS
         ids = self._experiment_ids(w.experiment for w in self._watches)
         facts = event_facts.decided_runs(self._client, list(ids), since_end_ms=since)
-        return self._decisions(facts, ids) + self.moves() + self.scorings()
+        return self._decision_events(facts, ids) + self.moves() + self.scorings()
 
-    def after_tick(self, run_ids: dict[str, list[str]]) -> list[OutgoingEvent]:
+    def tick_facts(self, run_ids: dict[str, list[str]]) -> list[OutgoingEvent]:
         """The decisions of a tick (experiment name -> decided run ids), then new moves and scorings."""
         events: list[OutgoingEvent] = []
         if run_ids:
             ids = self._experiment_ids(run_ids)
             wanted = [r for runs in run_ids.values() for r in runs]
-            events += self._decisions(event_facts.decided_runs(self._client, list(ids), run_ids=wanted), ids)
+            events += self._decision_events(event_facts.decided_runs(self._client, list(ids), run_ids=wanted), ids)
         return events + self.moves() + self.scorings()
 
-    def _decisions(self, facts: Sequence[Decision], ids: dict[str, str]) -> list[OutgoingEvent]:
+    def _decision_events(self, facts: Sequence[Decision], ids: dict[str, str]) -> list[OutgoingEvent]:
         models = self._model_of()
         events = []
         for fact in facts:

@@ -46,7 +46,7 @@ class OutboxRow:
     created_ms: int
     done_ms: int | None
 
-    def public(self) -> dict[str, object]:
+    def listed(self) -> dict[str, object]:
         """As ``events list --json`` shows it."""
         return {"output": self.output, "id": self.event.id, "type": self.event.short_type, "model": self.event.model,
                 "subject": self.event.subject, "time": self.event.as_json()["time"], "sequence": self.event.sequence,
@@ -72,20 +72,20 @@ class Outbox:
         """Each output's first sight (recorded now for a new one), in epoch ms."""
         now = now_ms() if now is None else now
         names = list(outputs)
-        self.db.run_many("INSERT INTO rw_event_outputs (output, first_seen_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        self.db.statements("INSERT INTO rw_event_outputs (output, first_seen_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(n, now) for n in names])
-        return {str(o): int(str(t)) for o, t in self.db.run("SELECT output, first_seen_ms FROM rw_event_outputs")
+        return {str(o): int(str(t)) for o, t in self.db.statement("SELECT output, first_seen_ms FROM rw_event_outputs")
                 if o in names}
 
     def disabled(self, output: str) -> str | None:
         """Why the output is disabled (a 410), or None."""
-        rows = self.db.run("SELECT disabled FROM rw_event_outputs WHERE output = ?", (output,))
+        rows = self.db.statement("SELECT disabled FROM rw_event_outputs WHERE output = ?", (output,))
         return None if not rows or rows[0][0] is None else str(rows[0][0])
 
     def set_disabled(self, output: str, reason: str | None) -> bool:
         """Disable (``reason``) or enable (None) an output; False when it was never seen."""
-        self.db.run("UPDATE rw_event_outputs SET disabled = ? WHERE output = ?", (reason, output))
-        return bool(self.db.run("SELECT 1 FROM rw_event_outputs WHERE output = ?", (output,)))
+        self.db.statement("UPDATE rw_event_outputs SET disabled = ? WHERE output = ?", (reason, output))
+        return bool(self.db.statement("SELECT 1 FROM rw_event_outputs WHERE output = ?", (output,)))
 
     # ---- appending
     def append(self, events: Iterable[OutgoingEvent], outputs: Sequence[OutputBase], first_seen: Mapping[str, int],
@@ -100,14 +100,14 @@ class Outbox:
                 if time_ms >= first_seen.get(out.name, now) and out.accepts(event.short_type, event.model, event.data):
                     rows.append((out.name, event.id, event.model, event.sequence, event.short_type, time_ms, text, now))
         if rows:
-            self.db.run_many("INSERT INTO rw_event_outbox (output, id, model, sequence, type, time_ms, event, "
+            self.db.statements("INSERT INTO rw_event_outbox (output, id, model, sequence, type, time_ms, event, "
                              "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
         return len(rows)
 
     # ---- delivering
     def heads(self, output: str) -> list[OutboxRow]:
         """Each model's next pending event on ``output`` (lowest sequence first), in sequence order."""
-        rows = self.db.run(
+        rows = self.db.statement(
             f"SELECT {_COLUMNS} FROM rw_event_outbox o WHERE output = ? AND state = 'pending' AND sequence = "
             "(SELECT MIN(sequence) FROM rw_event_outbox p WHERE p.output = o.output AND p.model = o.model "
             "AND p.state = 'pending') ORDER BY sequence", (output,))
@@ -116,7 +116,7 @@ class Outbox:
     def attempted(self, row: OutboxRow, error: str, next_attempt_ms: int, now: int | None = None) -> None:
         """A failed attempt: counted, its error kept, the next one scheduled."""
         now = now_ms() if now is None else now
-        self.db.run("UPDATE rw_event_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ?, "
+        self.db.statement("UPDATE rw_event_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ?, "
                     "first_attempt_ms = COALESCE(first_attempt_ms, ?) WHERE output = ? AND id = ?",
                     (error[:2000], next_attempt_ms, now, row.output, row.event.id))
 
@@ -125,14 +125,14 @@ class Outbox:
         now = now_ms() if now is None else now
         if row.first_attempt_ms is not None:
             return row.first_attempt_ms
-        self.db.run("UPDATE rw_event_outbox SET first_attempt_ms = COALESCE(first_attempt_ms, ?) "
+        self.db.statement("UPDATE rw_event_outbox SET first_attempt_ms = COALESCE(first_attempt_ms, ?) "
                     "WHERE output = ? AND id = ?", (now, row.output, row.event.id))
         return now
 
     def settle(self, row: OutboxRow, state: str, error: str | None = None, now: int | None = None) -> None:
         """``delivered`` or ``dead`` (with the last error)."""
         now = now_ms() if now is None else now
-        self.db.run("UPDATE rw_event_outbox SET state = ?, attempts = attempts + 1, done_ms = ?, "
+        self.db.statement("UPDATE rw_event_outbox SET state = ?, attempts = attempts + 1, done_ms = ?, "
                     "last_error = COALESCE(?, last_error), first_attempt_ms = COALESCE(first_attempt_ms, ?) "
                     "WHERE output = ? AND id = ?", (state, now, error, now, row.output, row.event.id))
 
@@ -140,7 +140,7 @@ class Outbox:
     def rows(self, output: str | None = None, state: str | None = None, limit: int = 1000) -> list[OutboxRow]:
         """Rows, newest fact first (``events list``)."""
         where, params = _where(output=output, state=state)
-        rows = self.db.run(f"SELECT {_COLUMNS} FROM rw_event_outbox{where} ORDER BY time_ms DESC, sequence DESC "
+        rows = self.db.statement(f"SELECT {_COLUMNS} FROM rw_event_outbox{where} ORDER BY time_ms DESC, sequence DESC "
                            f"LIMIT {int(limit)}", params)
         return [_row(r) for r in rows]
 
@@ -151,22 +151,22 @@ class Outbox:
         if since_ms is not None:
             where += (" AND" if where else " WHERE") + " time_ms >= ?"
             params.append(since_ms)
-        count = self.db.run(f"SELECT COUNT(*) FROM rw_event_outbox{where}", params)[0][0]
-        self.db.run("UPDATE rw_event_outbox SET state = 'pending', replay = replay + 1, attempts = 0, "
+        count = self.db.statement(f"SELECT COUNT(*) FROM rw_event_outbox{where}", params)[0][0]
+        self.db.statement("UPDATE rw_event_outbox SET state = 'pending', replay = replay + 1, attempts = 0, "
                     f"first_attempt_ms = NULL, next_attempt_ms = 0, done_ms = NULL{where}", params)
         return int(str(count))
 
     def pending_counts(self, now: int | None = None) -> dict[str, tuple[int, float]]:
         """Output -> (pending events, age in seconds of the oldest)."""
         now = now_ms() if now is None else now
-        rows = self.db.run("SELECT output, COUNT(*), MIN(created_ms) FROM rw_event_outbox WHERE state = 'pending' "
+        rows = self.db.statement("SELECT output, COUNT(*), MIN(created_ms) FROM rw_event_outbox WHERE state = 'pending' "
                            "GROUP BY output")
         return {str(o): (int(str(n)), max(0.0, (now - int(str(t))) / 1000)) for o, n, t in rows}
 
-    def pending_by_model(self) -> dict[str, int]:
+    def pending_models(self) -> dict[str, int]:
         """Model -> pending events over every output (the console's view)."""
         return {str(m): int(str(n)) for m, n in
-                self.db.run("SELECT model, COUNT(*) FROM rw_event_outbox WHERE state = 'pending' GROUP BY model")}
+                self.db.statement("SELECT model, COUNT(*) FROM rw_event_outbox WHERE state = 'pending' GROUP BY model")}
 
 
 def _where(**filters: str | None) -> tuple[str, list[object]]:

@@ -100,7 +100,7 @@ class EventsService:
             if self._stop.is_set():
                 return
             asked = self._take()
-            if not self._derive(partial(self._deriver.after_tick, asked), "tick"):
+            if not self._derive(partial(self._deriver.tick_facts, asked), "tick"):
                 with self._asked_lock:  # read them again next time
                     for name, runs in asked.items():
                         self._asked.setdefault(name, set()).update(runs)
@@ -127,7 +127,7 @@ class EventsService:
     def pending_by_model(self) -> Mapping[str, int]:
         """Model -> events waiting over every output (the console's view); empty when the outbox fails."""
         try:
-            return self.outbox.pending_by_model()
+            return self.outbox.pending_models()
         except Exception:  # noqa: BLE001 - a view, never an error page
             return {}
 

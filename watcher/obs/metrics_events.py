@@ -45,7 +45,7 @@ def delivered(output: str, short_type: str) -> None:
     DELIVERED.labels(output=output, type=short_type).inc()
 
 
-def failed(output: str) -> None:
+def count_failed(output: str) -> None:
     """One failed attempt."""
     FAILED.labels(output=output).inc()
 
@@ -61,6 +61,6 @@ def set_pending(output: str, count: int, oldest_seconds: float) -> None:
     OLDEST.labels(output=output).set(oldest_seconds if count else 0.0)
 
 
-def set_disabled(output: str, disabled: bool) -> None:
+def mark_disabled(output: str, disabled: bool) -> None:
     """Whether the output is disabled (410)."""
     DISABLED.labels(output=output).set(1 if disabled else 0)
