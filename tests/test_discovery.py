@@ -26,6 +26,7 @@ def _config(tmp_path: Path, tracking_uri: str, watches: str = "watches: []\n"):
 poll_interval_seconds: 1
 discover:
   interval_seconds: 30
+  backfill: all  # these tests log runs before the first search (the default would start after them)
 profiles:
   default:
     gates: [{{metric: recall, min: 0.2}}]

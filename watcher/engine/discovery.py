@@ -98,6 +98,25 @@ class Discovery:
             self._settle_refusals({}, ())
             return
         started = int(time.time() * 1000)
+        tagged, found, refused, models = self._search(client, config)
+        candidates = [Candidate(name, d.experiment_id, d.watch.model_name, int(e.creation_time or 0))
+                      for e in tagged if (name := str(e.name)) in found and name not in refused
+                      for d in [found[name]]]
+        owners = self._owners(client, config, candidates, tagged, write)
+        kept = {c.experiment for c in owners.kept}
+        ids = {str(e.name): str(e.experiment_id) for e in tagged}
+        invalid = {name: Refusal(models.get(name, ""), name, ids.get(name, ""), None, None, reason, KIND_INVALID)
+                   for name, reason in refused.items()}
+        self._apply({k: v for k, v in found.items() if k in kept}, refused, models,
+                    elsewhere=frozenset(r.experiment for r in owners.refused))
+        self._settle_refusals(invalid, owners.refused)
+        self.searched = True
+        self.last_search = (started, frozenset(ids))
+
+    def _search(self, client: MlflowClient, config: WatcherConfig
+                ) -> tuple[list[Experiment], dict[str, Discovered], dict[str, str], dict[str, str]]:
+        """The tagged experiments, the watches they make, the refused ones with why, each one's model name."""
+        assert config.discover is not None
         tag = config.discover.tag
         configured = {w.experiment for w in config.watches}
         scoring = {w.scoring_experiment for w in config.watches if w.scoring_experiment}
@@ -117,19 +136,7 @@ class Discovery:
         for name, item in found.items():  # a discovered watch's scoring experiment is never a candidate
             if item.watch.scoring_experiment in found or item.watch.scoring_experiment in configured:
                 refused[name] = f"its scoring experiment '{item.watch.scoring_experiment}' is watched"
-        candidates = [Candidate(name, d.experiment_id, d.watch.model_name, int(e.creation_time or 0))
-                      for e in tagged if (name := str(e.name)) in found and name not in refused
-                      for d in [found[name]]]
-        owners = self._owners(client, config, candidates, tagged, write)
-        kept = {c.experiment for c in owners.kept}
-        ids = {str(e.name): str(e.experiment_id) for e in tagged}
-        invalid = {name: Refusal(models.get(name, ""), name, ids.get(name, ""), None, None, reason, KIND_INVALID)
-                   for name, reason in refused.items()}
-        self._apply({k: v for k, v in found.items() if k in kept}, refused, models,
-                    elsewhere=frozenset(r.experiment for r in owners.refused))
-        self._settle_refusals(invalid, owners.refused)
-        self.searched = True
-        self.last_search = (started, frozenset(ids))
+        return tagged, found, refused, models
 
     def _owners(self, client: MlflowClient, config: WatcherConfig, candidates: list[Candidate],
                 tagged: list[Experiment], write: bool) -> Owners:

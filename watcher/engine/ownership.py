@@ -113,7 +113,7 @@ def settle_owners(client: MlflowClient, config: WatcherConfig, candidates: Seque
         if model_name in explicit:
             named = explicit[model_name]
             by_config = f"the config's watches name {', '.join(named)} for '{model_name}'"
-            refused.extend(_refuse(c, named[0], experiments.find(client, named[0]), by_config) for c in group)
+            refused.extend(_refusal_for(c, named[0], experiments.find(client, named[0]), by_config) for c in group)
             continue
         owner_id, why = _owner_of(client, models.get(model_name), group, write)
         owner_name = experiment_label(client, owner_id)
@@ -121,12 +121,12 @@ def settle_owners(client: MlflowClient, config: WatcherConfig, candidates: Seque
             if candidate.experiment_id == owner_id:
                 kept.append(candidate)
             else:
-                refused.append(_refuse(candidate, owner_name, owner_id,
+                refused.append(_refusal_for(candidate, owner_name, owner_id,
                                        why or f"'{model_name}' is fed by {owner_name} ({owner_id})"))
     return Owners(tuple(kept), tuple(refused), models)
 
 
-def _refuse(candidate: Candidate, owner: str | None, owner_id: str | None, why: str) -> Refusal:
+def _refusal_for(candidate: Candidate, owner: str | None, owner_id: str | None, why: str) -> Refusal:
     return Refusal(candidate.model_name, candidate.experiment, candidate.experiment_id, owner, owner_id,
                    f"another source feeds the model: {why}")
 

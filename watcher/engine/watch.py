@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from itertools import islice
 
 from mlflow.entities import Run
 from mlflow.entities.model_registry import RegisteredModel
@@ -66,9 +67,11 @@ def _drain(ctx: WatchContext, experiment_id: str, start: tuple[int, int, int], s
     whether every candidate was handed out (no page was cut short)."""
     config, leading = ctx.config, ctx.leading
     cursor, since, batch = start
-    size = min(config.page_size, batch) if batch else config.page_size
+    size = min(config.page_size, batch or config.page_size)
     advanced, exhausted = cursor, True
-    for page in candidate_pages(ctx.client, experiment_id, since, size, search, ctx.watch.run_filter):
+    pages = candidate_pages(ctx.client, experiment_id, since, size, search, ctx.watch.run_filter)
+    # a backfill takes one bounded batch per tick: the rest of the fleet goes on
+    for page in islice(pages, 1) if batch else pages:
         exhausted = len(page) < size
         todo = [run for run in page if is_candidate(run)]
         if todo and not leading():
@@ -81,15 +84,16 @@ def _drain(ctx: WatchContext, experiment_id: str, start: tuple[int, int, int], s
             ctx = replace(ctx, aliases={**ctx.aliases, decided.staging.alias: decided.staging.version})
         advanced, blocked = _passed(page, {v.run_id: v for v in decided.verdicts}, advanced)
         if blocked:
-            return (_save(ctx, experiment_id, cursor, advanced) if leading() else cursor), False
+            return _save_if_leading(ctx, experiment_id, cursor, advanced), False
         if advanced > cursor and not leading():
             return cursor, False
         cursor = _save(ctx, experiment_id, cursor, advanced)
-        if batch:
-            break  # one bounded batch per tick while a backfill lasts: the rest of the fleet goes on
-    if leading():
-        cursor = _save(ctx, experiment_id, cursor, advanced)
-    return cursor, exhausted
+    return _save_if_leading(ctx, experiment_id, cursor, advanced), exhausted
+
+
+def _save_if_leading(ctx: WatchContext, experiment_id: str, old: int, new: int) -> int:
+    """The cursor saved while this replica holds the lock (always without ``ha``); else as it was."""
+    return _save(ctx, experiment_id, old, new) if ctx.leading() else old
 
 
 def _passed(page: Sequence[Run], verdicts: Mapping[str, RunVerdict], advanced: int) -> tuple[int, bool]:
