@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py
 
 test: $(STAMP)
+	@# the console's browser tests drive Debian's chromium (Playwright's own download is not reachable here)
+	@command -v chromium >/dev/null || (apt-get install -y -qq chromium >/dev/null 2>&1 || true)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	# two workers (pytest-xdist): the suite waits on servers and daemons as much as it computes; tests/conftest.py
 	# keeps the lock database's tests and each module with a server of its own in one worker (--dist loadgroup)

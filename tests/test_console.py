@@ -15,7 +15,7 @@ import yaml
 from daemon_proc import LiveClient
 
 from watcher.config import load_config
-from watcher.console import Console, Providers, Refusal
+from watcher.console import Console, Providers, RefusedWatch
 from watcher.console.charts import charts
 from watcher.console.detail import ModelDetail, RunRow
 from watcher.console.links import UiLinks
@@ -60,9 +60,9 @@ def served(tmp_path):
     config = _config(tmp_path)
     console = Console(lambda: None, lambda: config, lambda: config.watches,  # type: ignore[arg-type,return-value]
                       Providers(approvals=lambda: {"model-a": 2}, refused=lambda: {
-                          "exp-c": Refusal("exp-c", "model-a", f"model-a is fed by exp-a {SCRIPT}")}))
-    console.details.model = lambda watch: _detail()  # type: ignore[method-assign]
-    console.details.run = lambda run_id: None  # type: ignore[method-assign]
+                          "exp-c": RefusedWatch("exp-c", "model-a", f"model-a is fed by exp-a {SCRIPT}")}))
+    console.details.model_detail = lambda watch: _detail()  # type: ignore[method-assign]
+    console.details.run_explained = lambda run_id: None  # type: ignore[method-assign]
     from watcher.service.health import Health
 
     live = LiveClient(build_app(Health.for_config(config), config.http, extra_routes=console.routes()))
@@ -137,11 +137,11 @@ def test_a_failed_tick_marks_every_watch_failed_without_its_password(served):
 
 
 def test_links_never_carry_credentials(tmp_path):
-    links = UiLinks.for_config(_config(tmp_path))
+    links = UiLinks.from_config(_config(tmp_path))
     assert links.base == "http://127.0.0.1:9"
-    assert links.run("3", "abc") == "http://127.0.0.1:9/#/experiments/3/runs/abc"
-    assert links.version("a/b", "2") == "http://127.0.0.1:9/#/models/a%2Fb/versions/2"
-    assert UiLinks(None).run("3", "abc") is None
+    assert links.run_link("3", "abc") == "http://127.0.0.1:9/#/experiments/3/runs/abc"
+    assert links.version_link("a/b", "2") == "http://127.0.0.1:9/#/models/a%2Fb/versions/2"
+    assert UiLinks(None).run_link("3", "abc") is None
 
 
 @pytest.mark.parametrize("console_on", [True, False])

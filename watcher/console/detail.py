@@ -21,7 +21,7 @@ from mlflow.entities import Run
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.console.charts import Chart, charts
-from watcher.console.view import Decision
+from watcher.console.view import LastDecision
 from watcher.engine.explanation import ExplainError, explain
 from watcher.store import console_reads, keys
 from watcher.store.audit import AuditEntry
@@ -72,15 +72,15 @@ class ModelDetail:
     scoring: tuple[ScoringRow, ...]
     read_at: str
 
-    def last_decision(self) -> Decision | None:
+    def last_decision(self) -> LastDecision | None:
         run = self.runs[0] if self.runs else None
         if run is None:
             return None
         detail = f"v{run.version}" if run.decision == "registered" and run.version else run.reason
-        return Decision(run.run_id, run.decision, detail, run.decided_at)
+        return LastDecision(run.run_id, run.decision, detail, run.decided_at)
 
 
-def _gates(tags: dict[str, str]) -> tuple[dict[str, Any], ...]:
+def _gate_verdicts(tags: dict[str, str]) -> tuple[dict[str, Any], ...]:
     try:
         found = json.loads(tags.get(keys.GATES) or "[]")
     except json.JSONDecodeError:
@@ -91,7 +91,7 @@ def _gates(tags: dict[str, str]) -> tuple[dict[str, Any], ...]:
 def _run_row(run: Run) -> RunRow:
     tags = run.data.tags
     return RunRow(run.info.run_id, run.info.run_name or "", tags.get(keys.DECISION, ""), tags.get(keys.REASON, ""),
-                  tags.get(keys.MODEL_VERSION), tags.get(keys.DECIDED_AT, ""), _gates(tags))
+                  tags.get(keys.MODEL_VERSION), tags.get(keys.DECIDED_AT, ""), _gate_verdicts(tags))
 
 
 def _scoring_row(run: Run) -> ScoringRow:
@@ -105,9 +105,9 @@ def _scoring_row(run: Run) -> ScoringRow:
 def read_detail(client: MlflowClient, config: WatcherConfig, watch: WatchConfig) -> ModelDetail:
     """The three reads of one model (no cache)."""
     moves = console_reads.model_moves(client, config.audit_experiment, watch.model_name)
-    runs = tuple(_run_row(r) for r in console_reads.decided_runs(client, watch.experiment, RECENT_RUNS))
+    runs = tuple(_run_row(r) for r in console_reads.recent_decided_runs(client, watch.experiment, RECENT_RUNS))
     scoring = tuple(_scoring_row(r) for r in
-                    console_reads.scoring_runs(client, watch.scoring_experiment, watch.model_name))
+                    console_reads.recent_scoring_runs(client, watch.scoring_experiment, watch.model_name))
     drawn = charts([(r.run_id, r.gates) for r in reversed(runs)])
     return ModelDetail(tuple(reversed(moves)), runs, tuple(drawn), scoring, now_iso())
 
@@ -123,7 +123,7 @@ class DetailCache:
         self._runs: TTLCache[str, dict[str, Any] | None] = TTLCache(maxsize=maxsize, ttl=ttl)
         self._lock = threading.Lock()
 
-    def model(self, watch: WatchConfig) -> ModelDetail:
+    def model_detail(self, watch: WatchConfig) -> ModelDetail:
         """One model's detail, read at most once per ``ttl`` (raises what MLflow raised)."""
         with self._lock:
             found = self._models.get(watch.model_name)
@@ -133,7 +133,7 @@ class DetailCache:
                 self._models[watch.model_name] = found
         return found
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run_explained(self, run_id: str) -> dict[str, Any] | None:
         """``explain --run``'s data, or None when the run does not exist."""
         with self._lock:
             if run_id in self._runs:

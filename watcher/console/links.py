@@ -32,23 +32,23 @@ class UiLinks:
     base: str | None
 
     @classmethod
-    def for_config(cls, config: WatcherConfig) -> UiLinks:
+    def from_config(cls, config: WatcherConfig) -> UiLinks:
         base = config.ui_url or config.tracking_uri
         return cls(_without_credentials(base) if base else None)
 
-    def experiment(self, experiment_id: str | None) -> str | None:
+    def experiment_link(self, experiment_id: str | None) -> str | None:
         if self.base is None or not experiment_id:
             return None
         return f"{self.base}/#/experiments/{quote(experiment_id, safe='')}"
 
-    def run(self, experiment_id: str | None, run_id: str) -> str | None:
-        found = self.experiment(experiment_id)
+    def run_link(self, experiment_id: str | None, run_id: str) -> str | None:
+        found = self.experiment_link(experiment_id)
         return None if found is None else f"{found}/runs/{quote(run_id, safe='')}"
 
-    def version(self, model_name: str, version: str | None) -> str | None:
+    def version_link(self, model_name: str, version: str | None) -> str | None:
         if self.base is None or not version:
             return None
         return f"{self.base}/#/models/{quote(model_name, safe='')}/versions/{quote(str(version), safe='')}"
 
-    def model(self, model_name: str) -> str | None:
+    def model_link(self, model_name: str) -> str | None:
         return None if self.base is None else f"{self.base}/#/models/{quote(model_name, safe='')}"

@@ -15,11 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from watcher.console.detail import ModelDetail
 from watcher.console.links import UiLinks
 from watcher.console.view import FleetView, ModelRow
 
+PACKAGE = __name__.rpartition(".")[0]
+"""This package (its templates and static files are package data)."""
 STATIC = "/console/static"
 FLEET_JSON = "/console/fleet.json"
 MODEL_JSON = "/console/model.json"
@@ -46,7 +49,7 @@ def show(value: Any) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("watcher.console", "templates"),
+    env = Environment(loader=PackageLoader(PACKAGE, "templates"),
                       autoescape=select_autoescape(["html"], default=True), trim_blocks=False, auto_reload=False)
     env.globals.update(model_href=model_href, run_href=run_href, show=show, static=STATIC)
     return env
@@ -72,18 +75,20 @@ class Pages:
         if kept is not None and kept[0] == view.version:
             return kept[1], kept[2]
         context = {"view": view, "refresh": FLEET_JSON, "version": view.version, "updated_at": view.updated_at}
-        page = ENV.get_template("fleet.html").render(context)
         sections = {"fleet-rows": ENV.get_template("_rows.html").render(context),
                     "fleet-summary": ENV.get_template("_summary.html").render(context)}
+        # the rows are rendered once, by an autoescaping template, and placed in the page as they are
+        page = ENV.get_template("fleet.html").render(context, rows=Markup(sections["fleet-rows"]),  # noqa: S704
+                                                     summary=Markup(sections["fleet-summary"]))  # noqa: S704
         with self._lock:
             self._fleet = (view.version, page, sections)
         return page, sections
 
-    def fleet(self, view: FleetView) -> str:
+    def fleet_page(self, view: FleetView) -> str:
         """``/``."""
         return self._fleet_rendered(view)[0]
 
-    def fleet_json(self, view: FleetView, since: str | None) -> dict[str, Any]:
+    def fleet_payload(self, view: FleetView, since: str | None) -> dict[str, Any]:
         """The refresh of ``/``: its rows and summary, or ``unchanged`` when ``since`` is current."""
         if since == str(view.version):
             return {"version": str(view.version), "unchanged": True}
@@ -100,7 +105,7 @@ class Pages:
         context = self._model_context(row, detail, links, problem, approvers)
         return {section: ENV.get_template(name).render(context) for section, name in MODEL_SECTIONS.items()}
 
-    def model(self, row: ModelRow, detail: ModelDetail | None, links: UiLinks, *, updated_at: str | None,
+    def model_page(self, row: ModelRow, detail: ModelDetail | None, links: UiLinks, *, updated_at: str | None,
               problem: str = "", approvers: dict[str, list[str]] | None = None) -> str:
         """``/models/<name>``."""
         context = self._model_context(row, detail, links, problem, approvers)
@@ -108,7 +113,7 @@ class Pages:
         return ENV.get_template("model.html").render(
             context, refresh=f"{MODEL_JSON}?name={quote(row.name, safe='')}", version=version, updated_at=updated_at)
 
-    def model_json(self, row: ModelRow, detail: ModelDetail | None, links: UiLinks, since: str | None,
+    def model_payload(self, row: ModelRow, detail: ModelDetail | None, links: UiLinks, since: str | None,
                    problem: str = "", approvers: dict[str, list[str]] | None = None) -> dict[str, Any]:
         sections = self.model_sections(row, detail, links, problem, approvers)
         version = _digest(sections)
@@ -117,12 +122,12 @@ class Pages:
         return {"version": version, "sections": sections}
 
     @staticmethod
-    def run(found: dict[str, Any], links: UiLinks, experiment_id: str | None, updated_at: str | None) -> str:
+    def run_page(found: dict[str, Any], links: UiLinks, experiment_id: str | None, updated_at: str | None) -> str:
         """``/runs/<id>``: what ``explain --run`` says."""
         version = found.get("version") or {}
         return ENV.get_template("run.html").render(
-            run=found, run_link=links.run(experiment_id, found["run_id"]), updated_at=updated_at,
-            version_link=links.version(version.get("model_name", ""), version.get("version")) if version else None)
+            run=found, run_link=links.run_link(experiment_id, found["run_id"]), updated_at=updated_at,
+            version_link=links.version_link(version.get("model_name", ""), version.get("version")) if version else None)
 
     @staticmethod
     def missing(what: str) -> str:

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from watcher.config import WatchConfig
-from watcher.console.view import Decision, FleetView, ModelRow, Providers, Refusal
+from watcher.console.view import FleetView, LastDecision, ModelRow, Providers, RefusedWatch
 from watcher.engine import TickReport
 from watcher.engine.report import WatchReport
 from watcher.obs.logs import get_logger
@@ -35,7 +35,7 @@ class _Extras:
     """What the providers said at the end of one tick."""
 
     states: Mapping[str, tuple[str, str]] | None
-    refused: Mapping[str, Refusal] | None
+    refused: Mapping[str, RefusedWatch] | None
     approvals: Mapping[str, int] | None
     undelivered: Mapping[str, int] | None
     replica: str | None
@@ -53,20 +53,20 @@ class FleetState:
         self._lock = threading.Lock()
         self._view = FleetView()
 
-    def view(self) -> FleetView:
+    def current_view(self) -> FleetView:
         """The fleet as of the end of the last tick."""
         return self._view
 
-    def after_tick(self, watches: Sequence[WatchConfig], report: TickReport | None, error: str = "") -> FleetView:
+    def take_tick(self, watches: Sequence[WatchConfig], report: TickReport | None, error: str = "") -> FleetView:
         """A tick ended (``report`` None: it raised ``error``): keep what it said and publish a new view."""
         at = now_iso(int(self._clock() * 1000))
         extras = self._extras()
         with self._lock:
-            self._merge(watches, report, error, at)
-            self._view = self._build(extras, at)
+            self._keep_tick(watches, report, error, at)
+            self._view = self._publish_view(extras, at)
             return self._view
 
-    def note_decision(self, model_name: str, decision: Decision) -> None:
+    def note_decision(self, model_name: str, decision: LastDecision) -> None:
         """A model page read a newer decision than the state knew (after a restart): keep it."""
         with self._lock:
             row = self._rows.get(model_name)
@@ -79,7 +79,7 @@ class FleetState:
             self._view = replace(view, rows=rows, version=view.version + 1,
                                  by_name=MappingProxyType({r.name: r for r in rows if r.state != "refused"}))
 
-    def _merge(self, watches: Sequence[WatchConfig], report: TickReport | None, error: str, at: str) -> None:
+    def _keep_tick(self, watches: Sequence[WatchConfig], report: TickReport | None, error: str, at: str) -> None:
         wanted = {w.model_name: w for w in watches}
         for gone in set(self._rows) - set(wanted):
             del self._rows[gone]
@@ -110,19 +110,19 @@ class FleetState:
             row = replace(row, state="ok", reason="")
         if wr.registered:
             run_id, version = wr.registered[-1]
-            row = replace(row, last=Decision(run_id, "registered", f"v{version}", at))
+            row = replace(row, last=LastDecision(run_id, "registered", f"v{version}", at))
         elif wr.rejected:
             run_id, reason = wr.rejected[-1]
-            row = replace(row, last=Decision(run_id, "rejected", redact(reason), at))
+            row = replace(row, last=LastDecision(run_id, "rejected", redact(reason), at))
         return row
 
     def _extras(self) -> _Extras:
         p = self._providers
-        return _Extras(_read(p.watch_states, "watch_states"), _read(p.refused, "refused"),
-                       _read(p.approvals, "approvals"), _read(p.undelivered, "undelivered"),
-                       _read(p.replica, "replica"))
+        return _Extras(_provided(p.watch_states, "watch_states"), _provided(p.refused, "refused"),
+                       _provided(p.approvals, "approvals"), _provided(p.undelivered, "undelivered"),
+                       _provided(p.replica, "replica"))
 
-    def _build(self, extras: _Extras, at: str) -> FleetView:
+    def _publish_view(self, extras: _Extras, at: str) -> FleetView:
         rows = [self._decorate(row, extras) for row in self._rows.values()]
         by_name = {r.name: r for r in rows}
         for refusal in (extras.refused or {}).values():
@@ -146,7 +146,7 @@ class FleetState:
             replica=None if extras.replica is None else OTHER_REPLICA if row.name in self._standby else extras.replica)
 
 
-def _read(provider: Callable[[], T] | None, name: str) -> T | None:
+def _provided(provider: Callable[[], T] | None, name: str) -> T | None:
     """A provider's answer; None when there is none or it failed (the column then shows nothing)."""
     if provider is None:
         return None

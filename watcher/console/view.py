@@ -18,7 +18,7 @@ STATE_ORDER = {"failed": 0, "refused": 1, "unknown": 2, "ok": 3}
 
 
 @dataclass(frozen=True)
-class Decision:
+class LastDecision:
     """The last decision the daemon made for a model (from a tick's report, or a model page's read)."""
 
     run_id: str
@@ -31,7 +31,7 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Refusal:
+class RefusedWatch:
     """A watch the daemon refuses (its experiment may not feed the model): shown as a row of its own."""
 
     experiment: str
@@ -49,7 +49,7 @@ class ModelRow:
     aliases: Mapping[str, str] = field(default_factory=dict)
     staging_alias: str = "staging"
     production_alias: str = "production"
-    last: Decision | None = None
+    last: LastDecision | None = None
     state: str = "unknown"
     """``ok``, ``failed``, ``refused`` or ``unknown`` (no tick has covered it yet)."""
     reason: str = ""
@@ -81,12 +81,12 @@ class Providers:
 
     watch_states: Callable[[], Mapping[str, tuple[str, str]]] | None = None
     """Model name -> (state ``ok``/``failed``, reason): the watches' own bulkhead states."""
-    refused: Callable[[], Mapping[str, Refusal]] | None = None
+    refused: Callable[[], Mapping[str, RefusedWatch]] | None = None
     """Experiment name -> its refusal."""
-    approvals: Callable[[], Mapping[str, int]] | None = None
-    """Model name -> pending approval requests."""
-    undelivered: Callable[[], Mapping[str, int]] | None = None
-    """Model name -> outgoing events not delivered yet."""
+    approvals: Callable[[], Mapping[str, int] | None] | None = None
+    """Model name -> pending approval requests (an answer of None: approvals are off, no column)."""
+    undelivered: Callable[[], Mapping[str, int] | None] | None = None
+    """Model name -> outgoing events not delivered yet (None: no events block, no column)."""
     replica: Callable[[], str | None] | None = None
     """This replica's name under ``ha`` (None without it)."""
 

@@ -31,7 +31,7 @@ class ExplainError(Exception):
     """The run cannot be explained (it does not exist); the message says why."""
 
 
-def _watch(config: WatcherConfig, run_tags: dict[str, str], experiment: str) -> dict[str, Any] | None:
+def _watch_of_run(config: WatcherConfig, run_tags: dict[str, str], experiment: str) -> dict[str, Any] | None:
     model_name, source = run_tags.get(state.WATCH_MODEL), "run tag watcher.model_name"
     configured = config.watch_for(model_name) if model_name else None
     if model_name is None:
@@ -79,7 +79,7 @@ def explain(client: MlflowClient, config: WatcherConfig, run_id: str) -> dict[st
         raise ExplainError(f"run '{run_id}' not found on {config.tracking_uri}: {exc.message}") from exc
     tags = dict(run.data.tags)
     experiment = experiments.name_of(client, run.info.experiment_id)
-    watch = _watch(config, tags, experiment)
+    watch = _watch_of_run(config, tags, experiment)
     try:
         gates = json.loads(tags.get(state.GATES) or "[]")
     except json.JSONDecodeError:

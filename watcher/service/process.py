@@ -33,12 +33,13 @@ from mlflow import MlflowClient
 from starlette.routing import BaseRoute
 
 from watcher.config import WatchConfig, WatcherConfig
-from watcher.console import Console, Providers
+from watcher.console import Console
 from watcher.engine import TickReport
 from watcher.events.service import EventsService, start_events
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import stop_engines
 from watcher.scoring.worker import ScoringWorker
+from watcher.service.console_feed import console_providers
 from watcher.service.health import Health
 from watcher.service.http import HttpServer, build_app
 from watcher.service.leader import Leader, make_leader
@@ -137,7 +138,7 @@ class Process:
         if made is None:
             return []
         self._state.session.approvals = made.service.board
-        return made.routes()
+        return made.approval_routes()
 
     def _after_tick(self, watches: Sequence[WatchConfig], report: TickReport | None, error: str) -> None:
         """Every tick's hand-off: the console's view (issue 29), the outgoing events' feeder (issue 28)."""
@@ -151,9 +152,9 @@ class Process:
         its routes are served while ``http.console`` is on."""
         if config.http is None:
             return None
-        leader = lambda: self._parts.leader.replica if self._parts.leader is not None else None  # noqa: E731
-        return Console(lambda: self._parts.client, lambda: self._parts.config, self.watches,
-                       Providers(replica=leader))
+        return Console(lambda: self._parts.client, lambda: self._parts.config, self.watches, console_providers(
+            lambda: self._parts.poller.watch_states(), lambda: self._parts.leader,  # noqa: PLW0108 - the parts of now
+            lambda: self._state.session.approvals, lambda: self._events))
 
     def watches(self) -> list[WatchConfig]:
         """The effective watch set now (the webhook receiver's and the run-event router's view)."""

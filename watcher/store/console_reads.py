@@ -28,13 +28,13 @@ def model_moves(client: MlflowClient, experiment: AuditTrail | str, model_name: 
     return audit.order([audit.from_run(run) for run in runs])
 
 
-def decided_runs(client: MlflowClient, experiment: str, n: int = 20) -> list[Run]:
+def recent_decided_runs(client: MlflowClient, experiment: str, n: int = 20) -> list[Run]:
     """The newest ``n`` decided runs of a watched experiment, newest first (none when it does not exist)."""
     exp_id = experiments.find(client, experiment, deleted="id")
     return [] if exp_id is None else recent_decisions(client, exp_id, n)
 
 
-def scoring_runs(client: MlflowClient, experiment: str | None, model_name: str, n: int = 10) -> list[Run]:
+def recent_scoring_runs(client: MlflowClient, experiment: str | None, model_name: str, n: int = 10) -> list[Run]:
     """The newest ``n`` scoring runs of ``model_name`` in its scoring experiment, newest first."""
     if experiment is None or not _quotable(model_name):
         return []
