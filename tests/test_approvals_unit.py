@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.approvals.records import Record, load
+from watcher.approvals.records import ApprovalRecord, load_records
 from watcher.approvals.signing import Signer, SigningKeyMissing
-from watcher.approvals.state import derive, views
+from watcher.approvals.state import derive, request_views
 from watcher.approvals.wiring import startup_problem
 from watcher.config import WatcherConfig
 from watcher.config.approvals import is_loopback
@@ -15,27 +15,27 @@ from watcher.store.approval_records import RawRecord
 KEY = "k" * 40
 
 
-def _req(rid: str = "r1", version: str = "1", at: float = 100.0, by: str = "carol", required: int = 2) -> Record:
-    return Record("request", rid, "m", version, by, at, "ship it", alias="production", required=required,
+def _req(rid: str = "r1", version: str = "1", at: float = 100.0, by: str = "carol", required: int = 2) -> ApprovalRecord:
+    return ApprovalRecord("request", rid, "m", version, by, at, "ship it", alias="production", required=required,
                   expires_at=at + 3600)
 
 
-def _vote(kind: str, by: str, at: float, rid: str = "r1", version: str = "1") -> Record:
-    return Record(kind, rid, "m", version, by, at, f"{kind} by {by}")
+def _vote(kind: str, by: str, at: float, rid: str = "r1", version: str = "1") -> ApprovalRecord:
+    return ApprovalRecord(kind, rid, "m", version, by, at, f"{kind} by {by}")
 
 
 def test_signature_binds_the_value_to_its_tag_and_key():
     signer = Signer(KEY)
     rec = _req()
     value = rec.signed(signer)
-    assert signer.verify(rec.key, value) is not None
-    assert signer.verify(rec.key + "x", value) is None  # moved to another tag
-    assert Signer("z" * 40).verify(rec.key, value) is None  # another key
-    assert signer.verify(rec.key, value.replace("carol", "alice")) is None  # edited
+    assert signer.verified(rec.key, value) is not None
+    assert signer.verified(rec.key + "x", value) is None  # moved to another tag
+    assert Signer("z" * 40).verified(rec.key, value) is None  # another key
+    assert signer.verified(rec.key, value.replace("carol", "alice")) is None  # edited
     forged: list[RawRecord] = []
     raws = [RawRecord("m", "1", rec.key, value), RawRecord("m", "2", rec.key, value),  # copied to another version
             RawRecord("m", "1", "watcher.approval.r2.request", '{"kind": "request"}')]
-    kept = load(raws, signer, forged.append)
+    kept = load_records(raws, signer, forged.append)
     assert kept == [rec] and len(forged) == 2
 
 
@@ -50,13 +50,13 @@ def test_short_or_missing_key_is_refused():
     ([_vote("approve", "alice", 150), _vote("approve", "bob", 160)], 200.0, "approved"),
     ([_vote("approve", "alice", 150), _vote("reject", "bob", 160)], 200.0, "rejected"),
     ([_vote("reject", "bob", 160), _vote("approve", "alice", 170), _vote("approve", "dave", 180)], 200.0, "rejected"),
-    ([Record("withdraw", "r1", "m", "1", "carol", 150)], 200.0, "withdrawn"),
-    ([Record("withdraw", "r1", "m", "1", "alice", 150)], 200.0, "pending"),  # not the requester's: ignored
+    ([ApprovalRecord("withdraw", "r1", "m", "1", "carol", 150)], 200.0, "withdrawn"),
+    ([ApprovalRecord("withdraw", "r1", "m", "1", "alice", 150)], 200.0, "pending"),  # not the requester's: ignored
     ([_vote("approve", "carol", 150), _vote("approve", "bob", 160)], 200.0, "pending"),  # the requester never counts
     ([], 100.0 + 3600, "expired"),
     ([_vote("approve", "alice", 150), _vote("approve", "bob", 100 + 3601)], 100 + 4000, "expired"),
     ([_vote("approve", "alice", 150), _vote("approve", "bob", 160),
-      Record("outcome", "r1", "m", "1", "watcher", 170, "gone", outcome="failed")], 200.0, "failed"),
+      ApprovalRecord("outcome", "r1", "m", "1", "watcher", 170, "gone", outcome="failed")], 200.0, "failed"),
 ])
 def test_state_machine(records, now, state):
     assert derive(_req(), records, None, now).state == state
@@ -64,10 +64,10 @@ def test_state_machine(records, now, state):
 
 def test_a_newer_request_supersedes_a_pending_one_but_not_an_approved_one():
     old, new = _req("r1", "1", 100), _req("r2", "2", 300)
-    found = views([old, new], 400.0)
+    found = request_views([old, new], 400.0)
     assert [v.state for v in found] == ["superseded", "pending"] and found[0].superseded_by == "r2"
-    approved = views([old, _vote("approve", "alice", 150), _vote("approve", "bob", 160), new], 400.0)
-    assert approved[0].state == "approved" and approved[0].due
+    approved = request_views([old, _vote("approve", "alice", 150), _vote("approve", "bob", 160), new], 400.0)
+    assert approved[0].state == "approved" and approved[0].awaiting_move
     row = approved[0].as_json()
     assert row["approved_by"] == ["alice", "bob"] and row["requested_by"] == "carol" and row["required"] == 2
 

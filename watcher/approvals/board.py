@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
-from watcher.approvals.records import Record, cap, load
+from watcher.approvals.records import ApprovalRecord, cap, load_records
 from watcher.approvals.signing import Signer
-from watcher.approvals.state import RequestView, views
+from watcher.approvals.state import RequestView, request_views
 from watcher.config import WatchConfig
 from watcher.obs import metrics_approvals as metrics
 from watcher.obs.logs import get_logger
@@ -69,28 +69,28 @@ class Board:
             self._forged.add(where)
         log.error("approval_record_forged", model_name=raw.model, version=raw.version, key=raw.key)
 
-    def records(self, model: str) -> list[Record]:
+    def records(self, model: str) -> list[ApprovalRecord]:
         """The verified records of ``model`` (one request)."""
-        return load(store.model_records(self.client, model), self.signer, self._forged_record)
+        return load_records(store.model_records(self.client, model), self.signer, self._forged_record)
 
     def model_views(self, model: str, *, settle: bool = True) -> list[RequestView]:
         """Every request of ``model`` with its state now, oldest first; ``settle`` writes the outcome
         record of one that just expired or was superseded."""
         now = self.clock()
-        found = views(self.records(model), now)
+        found = request_views(self.records(model), now)
         if settle:
-            found = [self._settle(view, now) for view in found]
+            found = [self._settle_view(view, now) for view in found]
         self._count(model, found, now)
         return found
 
-    def _settle(self, view: RequestView, now: float) -> RequestView:
+    def _settle_view(self, view: RequestView, now: float) -> RequestView:
         if view.state not in ("expired", "superseded") or view.outcome is not None:
             return view
         req = view.request
-        outcome = Record("outcome", req.request_id, req.model, req.model_version, "watcher", now,
+        outcome = ApprovalRecord("outcome", req.request_id, req.model, req.model_version, "watcher", now,
                          cap(view.superseded_by or ""), outcome=view.state)
         try:
-            wrote = store.append(self.client, req.model, req.model_version, outcome.key, outcome.signed(self.signer))
+            wrote = store.append_record(self.client, req.model, req.model_version, outcome.key, outcome.signed(self.signer))
         except LookupError:
             return view  # the version was deleted: nothing to write on
         if wrote:
@@ -113,7 +113,7 @@ class Board:
             ratio = min(max((now - oldest.at) / window, 0.0), 1.0)
         with self._lock:
             self._pending[model] = len(pending)
-        metrics.set_pending(model, len(pending), ratio)
+        metrics.set_pending_approvals(model, len(pending), ratio)
 
     def all_views(self, model: str | None = None) -> list[RequestView]:
         """Every request of ``model`` (or of every model with approvals), settled."""
@@ -133,13 +133,13 @@ class Board:
         with self._lock:
             return dict(self._pending)
 
-    def backing(self, model: str, records: Sequence[Record] | None = None) -> Backing:
+    def backing(self, model: str, records: Sequence[ApprovalRecord] | None = None) -> Backing:
         """What backs a production move of ``model``: approved requests and break-glass records."""
         found = self.records(model) if records is None else list(records)
         refs: dict[str, str] = {}
-        for view in views(found, self.clock()):
+        for view in request_views(found, self.clock()):
             if view.state == "approved":
-                refs[f"request:{view.id}"] = view.version
+                refs[f"request:{view.id}"] = view.model_version
         for rec in found:
             if rec.kind == "break_glass":
                 refs[f"break_glass:{rec.request_id}"] = rec.model_version
@@ -149,7 +149,7 @@ class Board:
         """When approvals took effect on ``model`` (epoch ms), written (signed) the first time it is asked."""
         where = f"baseline:{model}"
         raw = store.baseline(self.client, model)
-        payload = self.signer.verify(where, raw) if raw else None
+        payload = self.signer.verified(where, raw) if raw else None
         if payload is not None and isinstance(payload.get("at_ms"), int):
             return int(payload["at_ms"])
         if raw:

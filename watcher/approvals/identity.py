@@ -107,7 +107,7 @@ def _bearer(token: str, oidc: OidcConfig | None) -> Caller:
     return Caller(username, "oidc")
 
 
-def verify(headers: Mapping[str, str], tracking_uri: str, oidc: OidcConfig | None) -> Caller:
+def verify_caller(headers: Mapping[str, str], tracking_uri: str, oidc: OidcConfig | None) -> Caller:
     """The verified caller of a request with ``headers`` (lower-case names); raises :class:`Unverified`.
 
     ``Authorization`` may carry one credential; a second header ``X-Registry-Watcher-Token`` lets a

@@ -25,7 +25,7 @@ OUTCOMES = ("applied", "failed", "expired", "superseded")
 
 
 @dataclass(frozen=True)
-class Record:
+class ApprovalRecord:
     """One signed approval record (all times epoch seconds)."""
 
     kind: str
@@ -64,12 +64,12 @@ def cap(text: str, limit: int = COMMENT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 14] + " [truncated]"
 
 
-_FIELDS = {f.name for f in fields(Record)}
+_FIELDS = {f.name for f in fields(ApprovalRecord)}
 
 
-def _parse(raw: RawRecord, payload: dict[str, object]) -> Record | None:
+def _parse(raw: RawRecord, payload: dict[str, object]) -> ApprovalRecord | None:
     try:
-        record = Record(**{k: v for k, v in payload.items() if k in _FIELDS})  # type: ignore[arg-type]
+        record = ApprovalRecord(**{k: v for k, v in payload.items() if k in _FIELDS})  # type: ignore[arg-type]
     except TypeError:
         return None
     if record.key != raw.key or record.model != raw.model or record.model_version != raw.version:
@@ -77,11 +77,11 @@ def _parse(raw: RawRecord, payload: dict[str, object]) -> Record | None:
     return record
 
 
-def load(raws: Iterable[RawRecord], signer: Signer, forged: Callable[[RawRecord], None]) -> list[Record]:
+def load_records(raws: Iterable[RawRecord], signer: Signer, forged: Callable[[RawRecord], None]) -> list[ApprovalRecord]:
     """The records whose signature holds, oldest first; ``forged(raw)`` for every other one."""
     kept = []
     for raw in raws:
-        payload = signer.verify(raw.key, raw.value)
+        payload = signer.verified(raw.key, raw.value)
         record = _parse(raw, payload) if payload is not None else None
         if record is None:
             forged(raw)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from watcher.approvals.board import Board
 from watcher.approvals.identity import Caller
-from watcher.approvals.records import Record, cap, new_id
+from watcher.approvals.records import ApprovalRecord, cap, new_id
 from watcher.approvals.state import RequestView, newest_for
 from watcher.config import WatchConfig
 from watcher.obs import metrics_approvals as metrics
@@ -50,7 +50,7 @@ class ApprovalService:
                     version=version, request_id=request_id)
         return ApprovalError(status, detail)
 
-    def _watch(self, model: str, action: str, by: str | None) -> WatchConfig:
+    def _approval_watch(self, model: str, action: str, by: str | None) -> WatchConfig:
         watch = self.board.watch(model)
         if watch is None:
             raise self.refuse(404, f"no watch with an approval block for model '{model}'", action=action, by=by,
@@ -60,7 +60,7 @@ class ApprovalService:
     def request(self, caller: Caller, model: str, version: str, reason: str, *, force: bool = False,
                 action: str = "promote") -> RequestView:
         """A pending request for ``version`` (superseding any pending one of another version)."""
-        watch = self._watch(model, action, caller.username)
+        watch = self._approval_watch(model, action, caller.username)
         assert watch.approval is not None
 
         def no(status: int, detail: str) -> ApprovalError:
@@ -80,13 +80,13 @@ class ApprovalService:
             raise no(409, f"{model} v{version} is already '{watch.production_alias}'")
         found = self.board.model_views(model)
         newest = newest_for(found, version)
-        if newest is not None and (newest.state == "pending" or newest.due):
+        if newest is not None and (newest.state == "pending" or newest.awaiting_move):
             raise no(409, f"{model} v{version} already has a {newest.state} request ({newest.id})")
         now = self.board.clock()
-        rec = Record("request", new_id(), model, version, caller.username, now, cap(reason),
+        rec = ApprovalRecord("request", new_id(), model, version, caller.username, now, cap(reason),
                      alias=watch.production_alias, required=watch.approval.required,
                      expires_at=now + watch.approval.expire_after_seconds)
-        store.append(self.board.client, model, version, rec.key, rec.signed(self.board.signer))
+        store.append_record(self.board.client, model, version, rec.key, rec.signed(self.board.signer))
         metrics.count_outcome("requested")
         store.show_state(self.board.client, model, version, "pending", [])
         log.info("approval_requested", model_name=model, version=version, request_id=rec.request_id,
@@ -100,25 +100,26 @@ class ApprovalService:
         if view is None:
             raise self.refuse(404, f"no approval request '{request_id}'", action=action, by=caller.username,
                               request_id=request_id)
-        watch = self._watch(view.model, action, caller.username)
+        watch = self._approval_watch(view.model_name, action, caller.username)
         assert watch.approval is not None
 
         def no(status: int, detail: str) -> ApprovalError:
-            return self.refuse(status, detail, action=action, by=caller.username, model=view.model,
-                               version=view.version, request_id=request_id)
+            return self.refuse(status, detail, action=action, by=caller.username, model=view.model_name,
+                               version=view.model_version, request_id=request_id)
 
         if view.state != "pending":
-            raise no(409, f"the request for {view.model} v{view.version} is {view.state}, not pending")
+            raise no(409, f"the request for {view.model_name} v{view.model_version} is {view.state}, not pending")
         user = caller.username
         if action == "withdraw":
             if user != view.request.by:
                 raise no(403, f"only the requester ({view.request.by}) may withdraw the request")
         else:
             self._check_voter(watch, view, user, action, comment, no)
-        rec = Record(action, request_id, view.model, view.version, user, self.board.clock(), cap(comment))
-        if not store.append(self.board.client, view.model, view.version, rec.key, rec.signed(self.board.signer)):
+        rec = ApprovalRecord(action, request_id, view.model_name, view.model_version, user, self.board.clock(), cap(comment))
+        signed = rec.signed(self.board.signer)
+        if not store.append_record(self.board.client, view.model_name, view.model_version, rec.key, signed):
             raise no(409, f"{user} already voted on this request")
-        after = next(v for v in self.board.model_views(view.model) if v.id == request_id)
+        after = next(v for v in self.board.model_views(view.model_name) if v.id == request_id)
         self._said(action, after, user, comment)
         return after
 
@@ -126,23 +127,23 @@ class ApprovalService:
                      no: Callable[[int, str], ApprovalError]) -> None:
         assert watch.approval is not None
         if user not in watch.approval.approvers:
-            raise no(403, f"{user} is not a named approver of {view.model}")
+            raise no(403, f"{user} is not a named approver of {view.model_name}")
         if user == view.request.by:
             raise no(403, f"{user} made the request and may not {action} it (withdraw it instead)")
         if action == "reject" and not comment.strip():
             raise no(400, "a rejection needs a comment saying why")
         if action == "approve":
-            facts = store.version_facts(self.board.client, view.model, view.version)
+            facts = store.version_facts(self.board.client, view.model_name, view.model_version)
             author = store.run_author(self.board.client, facts.run_id if facts else None)
             if author is not None and author == user:
-                raise no(403, f"{user} wrote the run of v{view.version} (its mlflow.user) and may not approve it")
-        votes = [r for r in self.board.records(view.model)
+                raise no(403, f"{user} wrote the run of v{view.model_version} (its mlflow.user) and may not approve it")
+        votes = [r for r in self.board.records(view.model_name)
                  if r.request_id == view.id and r.kind in ("approve", "reject") and r.by == user]
         if votes:
             raise no(409, f"{user} already voted on this request ({votes[0].kind})")
 
     def _said(self, action: str, view: RequestView, user: str, comment: str) -> None:
-        fields = {"model_name": view.model, "version": view.version, "request_id": view.id}
+        fields = {"model_name": view.model_name, "version": view.model_version, "request_id": view.id}
         approvers = [v.user for v in view.approvals]
         if action == "approve":
             log.info("approval_granted", by=user, approvals=len(approvers), required=view.request.required, **fields)
@@ -152,25 +153,25 @@ class ApprovalService:
         else:
             metrics.count_outcome("withdrawn")
             log.info("approval_withdrawn", by=user, **fields)
-        store.show_state(self.board.client, view.model, view.version, view.state, approvers)
-        if view.due and self.kick is not None:
+        store.show_state(self.board.client, view.model_name, view.model_version, view.state, approvers)
+        if view.awaiting_move and self.kick is not None:
             self.kick()
 
-    def listing(self, model: str | None = None, state: str | None = None) -> list[RequestView]:
+    def requests_of(self, model: str | None = None, state: str | None = None) -> list[RequestView]:
         """Every request (of ``model``; in ``state``), oldest first. Needs no identity."""
         if model is not None and self.board.watch(model) is None:
             raise ApprovalError(404, f"no watch with an approval block for model '{model}'")
         found = self.board.all_views(model)
         return [v for v in found if state is None or v.state == state]
 
-    def break_glass(self, caller: Caller, model: str, version: str, reason: str) -> Record:
+    def break_glass_record(self, caller: Caller, model: str, version: str, reason: str) -> ApprovalRecord:
         """The signed break-glass record a named approver's immediate rollback is made under."""
-        watch = self._watch(model, "rollback", caller.username)
+        watch = self._approval_watch(model, "rollback", caller.username)
         assert watch.approval is not None
         if caller.username not in watch.approval.approvers:
             raise self.refuse(403, f"{caller.username} is not a named approver", action="rollback",
                               by=caller.username, model=model, version=version)
-        rec = Record("break_glass", new_id(), model, version, caller.username, self.board.clock(), cap(reason),
+        rec = ApprovalRecord("break_glass", new_id(), model, version, caller.username, self.board.clock(), cap(reason),
                      alias=watch.production_alias)
-        store.append(self.board.client, model, version, rec.key, rec.signed(self.board.signer))
+        store.append_record(self.board.client, model, version, rec.key, rec.signed(self.board.signer))
         return rec

@@ -54,7 +54,7 @@ class Signer:
         """The JSON to store under tag ``where``: ``payload`` plus its signature."""
         return json.dumps({**payload, SIG: self._mac(where, payload)}, sort_keys=True, separators=(",", ":"))
 
-    def verify(self, where: str, text: str) -> dict[str, Any] | None:
+    def verified(self, where: str, text: str) -> dict[str, Any] | None:
         """The payload stored under ``where`` when its signature holds, else None (forged or damaged)."""
         try:
             payload = json.loads(text)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from watcher.approvals.records import Record
+from watcher.approvals.records import ApprovalRecord
 from watcher.store.codec import now_iso
 
 STATES = ("pending", "approved", "rejected", "expired", "superseded", "withdrawn", "failed")
@@ -36,13 +36,13 @@ class Vote:
 class RequestView:
     """A request as its records make it now."""
 
-    request: Record
+    request: ApprovalRecord
     state: str
     ended_at: float | None = None
     approvals: tuple[Vote, ...] = ()
     rejected_by: str | None = None
     rejection: str = ""
-    outcome: Record | None = None
+    outcome: ApprovalRecord | None = None
     """The daemon's ``outcome`` record, when written (``applied`` names the audit entry)."""
     superseded_by: str | None = None
 
@@ -51,15 +51,15 @@ class RequestView:
         return self.request.request_id
 
     @property
-    def model(self) -> str:
+    def model_name(self) -> str:
         return self.request.model
 
     @property
-    def version(self) -> str:
+    def model_version(self) -> str:
         return self.request.model_version
 
     @property
-    def due(self) -> bool:
+    def awaiting_move(self) -> bool:
         """Approved and not applied (nor failed) yet: the daemon's to move."""
         return self.state == "approved" and self.outcome is None
 
@@ -94,12 +94,10 @@ class _Ends:
         return min(self.found, key=lambda e: (e[0], STATES.index(e[1]))) if self.found else None
 
 
-def derive(request: Record, records: Sequence[Record], newer: Record | None, now: float) -> RequestView:
-    """The state of ``request`` at ``now`` from its own ``records`` (oldest first) and the next
-    request of the same model (``newer``, or None)."""
+def _tally(request: ApprovalRecord, records: Sequence[ApprovalRecord]) -> tuple[_Ends, list[Vote]]:
+    """The endings the request's own records make, and its approvals in order."""
     ends = _Ends()
     approvals: list[Vote] = []
-    outcome = next((r for r in records if r.kind == "outcome"), None)
     for rec in records:
         if rec.kind == "approve" and rec.by != request.by:
             approvals.append(Vote(rec.by, rec.comment, rec.at))
@@ -109,27 +107,48 @@ def derive(request: Record, records: Sequence[Record], newer: Record | None, now
             ends.add(rec.at, "rejected", rec.by)
         elif rec.kind == "withdraw" and rec.by == request.by:
             ends.add(rec.at, "withdrawn")
-    ends.add(newer.at if newer is not None else None, "superseded", newer.request_id if newer else "")
-    if outcome is not None and outcome.outcome in ("expired", "superseded"):
-        ends.add(outcome.at, outcome.outcome)
-    ends.add(request.expires_at if now >= request.expires_at else None, "expired")
+    return ends, approvals
+
+
+def derive(request: ApprovalRecord, records: Sequence[ApprovalRecord], newer: ApprovalRecord | None,
+           now: float) -> RequestView:
+    """The state of ``request`` at ``now`` from its own ``records`` (oldest first) and the next
+    request of the same model (``newer``, or None)."""
+    ends, approvals = _tally(request, records)
+    outcome = next((r for r in records if r.kind == "outcome"), None)
+    _outer_ends(ends, request, outcome, newer, now)
     end = ends.first()
     if end is None:
         return RequestView(request, "pending", approvals=tuple(approvals))
     at, state, detail = end
-    counted = tuple(v for v in approvals if v.at <= at)
-    if state == "approved" and outcome is not None and outcome.outcome == "failed":
+    final = outcome if outcome is not None and outcome.outcome in ("applied", "failed") else None
+    if state == "approved" and final is not None and final.outcome == "failed":
         state = "failed"
-    rejection = next((r.comment for r in records if r.kind == "reject" and r.by == detail), "")
-    return RequestView(request, state, at, counted, detail if state == "rejected" else None, rejection,
-                       outcome if outcome is not None and outcome.outcome in ("applied", "failed") else None,
+    return RequestView(request, state, at, tuple(v for v in approvals if v.at <= at),
+                       detail if state == "rejected" else None, _rejection(records, detail), final,
                        detail if state == "superseded" else None)
 
 
-def views(records: Iterable[Record], now: float) -> list[RequestView]:
+def _rejection(records: Sequence[ApprovalRecord], by: str) -> str:
+    """The comment of ``by``'s rejection ('' without one)."""
+    return next((r.comment for r in records if r.kind == "reject" and r.by == by), "")
+
+
+def _outer_ends(ends: _Ends, request: ApprovalRecord, outcome: ApprovalRecord | None, newer: ApprovalRecord | None,
+                now: float) -> None:
+    """The endings from outside the votes: a newer request, the daemon's outcome, the expiry time."""
+    if newer is not None:
+        ends.add(newer.at, "superseded", newer.request_id)
+    if outcome is not None and outcome.outcome in ("expired", "superseded"):
+        ends.add(outcome.at, outcome.outcome)
+    if now >= request.expires_at:
+        ends.add(request.expires_at, "expired")
+
+
+def request_views(records: Iterable[ApprovalRecord], now: float) -> list[RequestView]:
     """Every request of one model's records, oldest first, with its state at ``now``."""
-    by_request: dict[str, list[Record]] = defaultdict(list)
-    requests: list[Record] = []
+    by_request: dict[str, list[ApprovalRecord]] = defaultdict(list)
+    requests: list[ApprovalRecord] = []
     for rec in records:
         if rec.kind == "request":
             requests.append(rec)
@@ -146,5 +165,5 @@ def views(records: Iterable[Record], now: float) -> list[RequestView]:
 
 def newest_for(found: Sequence[RequestView], version: str) -> RequestView | None:
     """The newest request for ``version`` (None: it never had one)."""
-    mine = [v for v in found if v.version == version]
+    mine = [v for v in found if v.model_version == version]
     return mine[-1] if mine else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-
 from watcher.approvals.signing import signing_key_problem
 from watcher.config import WatcherConfig
 from watcher.config.approvals import SIGNING_KEY_ENV, is_loopback, uses_approvals

@@ -23,7 +23,7 @@ from watcher.config import WatcherConfig
 from watcher.obs.logs import get_logger
 
 log = get_logger("watcher.cli")
-TOKEN_ENV = "REGISTRY_WATCHER_TOKEN"
+TOKEN_ENV = "REGISTRY_WATCHER_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 
 
 def startup_refused(config: WatcherConfig) -> bool:
@@ -58,7 +58,7 @@ def _failed(resp: ApiResponse) -> int:
     return 1
 
 
-def _row(row: dict[str, Any]) -> str:
+def _request_line(row: dict[str, Any]) -> str:
     votes = ",".join(row.get("approved_by") or []) or "-"
     return (f"{row['id']}  {row['model']} v{row['version']}  {row['state']:10}  by {row['requested_by']}  "
             f"approved {votes} ({len(row.get('approved_by') or [])}/{row['required']})  "
@@ -71,7 +71,7 @@ def _listing(config: WatcherConfig, args: argparse.Namespace) -> int:
     if not resp.ok:
         return _failed(resp)
     rows = resp.body or []
-    say(json.dumps(rows, indent=2) if args.json else "\n".join(_row(r) for r in rows) or "(no approval requests)")
+    say(json.dumps(rows, indent=2) if args.json else "\n".join(_request_line(r) for r in rows) or "(no approval requests)")
     return 0
 
 

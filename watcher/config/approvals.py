@@ -9,6 +9,7 @@ API). The signing key is never in the file: ``$REGISTRY_WATCHER_SIGNING_KEY`` on
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
@@ -17,7 +18,6 @@ from watcher.config.base import Strict
 
 if TYPE_CHECKING:
     from watcher.config.service import HttpConfig
-    from watcher.config.watch import WatchProfile
 
 SIGNING_KEY_ENV = "REGISTRY_WATCHER_SIGNING_KEY"
 """The environment variable holding the daemon's HMAC key (at least :data:`MIN_KEY_LENGTH` characters)."""
@@ -90,18 +90,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def uses_approvals(watches: list[WatchProfile], profiles: list[WatchProfile]) -> bool:
-    """Whether any watch or profile has an ``approval`` block."""
-    return any(w.approval is not None for w in [*watches, *profiles])
+def uses_approvals(watches: Sequence[object], profiles: Sequence[object]) -> bool:
+    """Whether any watch or profile (``WatchProfile`` values) has an ``approval`` block."""
+    return any(getattr(w, "approval", None) is not None for w in [*watches, *profiles])
 
 
-def approval_setup_problem(watches: list[WatchProfile], profiles: list[WatchProfile],
+def approval_setup_problem(watches: Sequence[object], profiles: Sequence[object],
                            http: HttpConfig | None) -> str | None:
     """What is wrong with the file's approvals as a whole (None: nothing)."""
     if not uses_approvals(watches, profiles):
         return None
     if http is None:
-        return "approval: a watch or profile has an approval block but there is no http block (people act through the daemon's API)"
+        return ("approval: a watch or profile has an approval block but there is no http block "
+                "(people act through the daemon's API)")
     if bool(http.tls_certfile) != bool(http.tls_keyfile):
         return "http.tls_certfile and http.tls_keyfile go together"
     return None

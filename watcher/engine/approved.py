@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from watcher.approvals.board import Board
 from watcher.approvals.identity import Caller
-from watcher.approvals.records import Record, cap
+from watcher.approvals.records import ApprovalRecord, cap
 from watcher.approvals.service import ApprovalService
 from watcher.approvals.state import RequestView
 from watcher.config import WatchConfig, WatcherConfig
@@ -54,10 +54,10 @@ def approval_json(ref: str, requested_by: str, view: RequestView | None) -> str:
 
 def _outcome(board: Board, view: RequestView, outcome: str, reason: str = "", entry_id: str = "") -> None:
     req = view.request
-    rec = Record("outcome", req.request_id, req.model, req.model_version, "watcher", board.clock(), cap(reason),
+    rec = ApprovalRecord("outcome", req.request_id, req.model, req.model_version, "watcher", board.clock(), cap(reason),
                  outcome=outcome, entry_id=entry_id)
     try:
-        store.append(board.client, req.model, req.model_version, rec.key, rec.signed(board.signer))
+        store.append_record(board.client, req.model, req.model_version, rec.key, rec.signed(board.signer))
     except LookupError:
         pass  # the version is gone: the failure is in the log
     store.show_state(board.client, req.model, req.model_version, "approved" if outcome == "applied" else outcome,
@@ -70,7 +70,7 @@ def apply_approved(client: MlflowClient, board: Board, watch: WatchConfig, audit
     moved = []
     board.baseline_ms(watch.model_name)  # approvals take effect here: later moves are vetted
     for view in board.model_views(watch.model_name):
-        if not view.due:
+        if not view.awaiting_move:
             continue
         ref = f"request:{view.id}"
         done = next((e for e in audit.recent(client, audit_experiment, watch.model_name, watch.production_alias, 20)
@@ -79,19 +79,19 @@ def apply_approved(client: MlflowClient, board: Board, watch: WatchConfig, audit
             _outcome(board, view, "applied", entry_id=done.id)
             continue
         try:
-            entry = promotion.promote(client, watch, view.version, view.request.comment, view.request.by,
+            entry = promotion.promote(client, watch, view.model_version, view.request.comment, view.request.by,
                                       audit_experiment=audit_experiment,
                                       approval=approval_json(ref, view.request.by, view))
         except (promotion.PromotionError, MlflowException) as exc:
             reason = getattr(exc, "message", None) or str(exc)
             _outcome(board, view, "failed", reason)
-            log.error("approval_apply_failed", model_name=view.model, version=view.version, request_id=view.id,
+            log.error("approval_apply_failed", model_name=view.model_name, version=view.model_version, request_id=view.id,
                       reason=reason)
             continue
         _outcome(board, view, "applied", entry_id=entry.id)
-        log.info("approval_applied", model_name=view.model, version=view.version, request_id=view.id,
+        log.info("approval_applied", model_name=view.model_name, version=view.model_version, request_id=view.id,
                  requested_by=view.request.by, approved_by=[v.user for v in view.approvals], entry_id=entry.id)
-        moved.append(view.version)
+        moved.append(view.model_version)
     return moved
 
 
@@ -132,7 +132,7 @@ def break_glass(client: MlflowClient, service: ApprovalService, watch: WatchConf
     if not reason.strip():
         raise service.refuse(400, "a break-glass rollback needs a reason", action="rollback", by=caller.username,
                              model=watch.model_name, version=target)
-    rec = service.break_glass(caller, watch.model_name, target, reason)
+    rec = service.break_glass_record(caller, watch.model_name, target, reason)
     entry = promotion.promote(client, watch, target, reason, caller.username, action="rollback",
                               audit_experiment=audit_experiment,
                               approval=approval_json(f"break_glass:{rec.request_id}", caller.username, None))

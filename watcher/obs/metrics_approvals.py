@@ -32,7 +32,7 @@ def count_outcome(outcome: str) -> None:
     REQUESTS.labels(outcome=outcome).inc()
 
 
-def set_pending(model: str, pending: int, oldest_ratio: float) -> None:
+def set_pending_approvals(model: str, pending: int, oldest_ratio: float) -> None:
     """The model's pending requests and how far the oldest is into its expiry window."""
     PENDING.labels(model=model).set(pending)
     PENDING_AGE_RATIO.labels(model=model).set(oldest_ratio)

@@ -18,15 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mlflow import MlflowClient
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mlflow import MlflowClient
-
 from watcher.approvals.board import Board
-from watcher.approvals.identity import Caller, Unverified, verify
+from watcher.approvals.identity import Caller, Unverified, verify_caller
 from watcher.approvals.service import ApprovalError, ApprovalService
 from watcher.approvals.signing import Signer
 from watcher.approvals.state import STATES
@@ -62,15 +61,15 @@ class ApprovalsApi:
         self.service = service
         self.config = config
 
-    def routes(self) -> list[BaseRoute]:
+    def approval_routes(self) -> list[BaseRoute]:
         return [Route("/api/v1/approvals", self._collection, methods=["GET", "POST"]),
                 Route("/api/v1/approvals/rollback", self._rollback, methods=["POST"]),
                 Route("/api/v1/approvals/{request_id}/{action}", self._act, methods=["POST"])]
 
-    async def _call(self, request: Request, work: Callable[[dict[str, Any], Caller | None], tuple[int, Any]],
+    async def _respond(self, request: Request, work: Callable[[dict[str, Any], Caller | None], tuple[int, Any]],
                     *, identity: bool = True) -> Response:
         try:
-            body = await _body(request) if request.method == "POST" else {}
+            body = await _json_body(request) if request.method == "POST" else {}
             headers = {k.lower(): v for k, v in request.headers.items()}
             status, payload = await run_in_threadpool(self._run, work, body, headers, identity)
         except BadRequest as exc:
@@ -81,7 +80,7 @@ class ApprovalsApi:
              headers: dict[str, str], identity: bool) -> tuple[int, Any]:
         config = self.config()
         try:
-            caller = verify(headers, config.tracking_uri, config.identity.oidc) if identity else None
+            caller = verify_caller(headers, config.tracking_uri or "", config.identity.oidc) if identity else None
             return work(body, caller)
         except Unverified as exc:
             self.service.refuse(401, str(exc), action="verify")
@@ -102,8 +101,8 @@ class ApprovalsApi:
             state = request.query_params.get("state") or None
             if state is not None and state not in STATES:
                 return JSONResponse({"detail": f"state must be one of {', '.join(STATES)}"}, status_code=400)
-            return await self._call(request, lambda _b, _c: (200, [v.as_json() for v in
-                                                                    self.service.listing(model, state)]),
+            return await self._respond(request, lambda _b, _c: (200, [v.as_json() for v in
+                                                                    self.service.requests_of(model, state)]),
                                     identity=False)
 
         def make(body: dict[str, Any], caller: Caller | None) -> tuple[int, Any]:
@@ -112,7 +111,7 @@ class ApprovalsApi:
                                         _field(body, "reason", required=False), force=body.get("force") is True)
             return 201, view.as_json()
 
-        return await self._call(request, make)
+        return await self._respond(request, make)
 
     async def _act(self, request: Request) -> Response:
         request_id, action = request.path_params["request_id"], request.path_params["action"]
@@ -123,7 +122,7 @@ class ApprovalsApi:
             assert caller is not None
             return 200, self.service.act(caller, request_id, action, _field(body, "comment", required=False)).as_json()
 
-        return await self._call(request, act)
+        return await self._respond(request, act)
 
     async def _rollback(self, request: Request) -> Response:
         def rollback(body: dict[str, Any], caller: Caller | None) -> tuple[int, Any]:
@@ -147,10 +146,10 @@ class ApprovalsApi:
             view = self.service.request(caller, model, to, reason, action="rollback")
             return 201, {"break_glass": False, **view.as_json()}
 
-        return await self._call(request, rollback)
+        return await self._respond(request, rollback)
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > 1_048_576:
         raise BadRequest("body too large")

@@ -42,14 +42,14 @@ class VersionFacts:
     tags: dict[str, str]
 
 
-def _filter(model: str) -> str:
+def _versions_filter(model: str) -> str:
     return "name = '{}'".format(model.replace("'", "\\'"))
 
 
 def model_records(client: MlflowClient, model: str) -> list[RawRecord]:
     """Every approval tag on every version of ``model`` (one paged request; none when it does not exist)."""
     found: list[RawRecord] = []
-    for mv in items(client.search_model_versions, _filter(model), max_results=PAGE):
+    for mv in items(client.search_model_versions, _versions_filter(model), max_results=PAGE):
         for key, value in (mv.tags or {}).items():
             if key.startswith(keys.APPROVAL_PREFIX):
                 found.append(RawRecord(model, str(mv.version), key, value))
@@ -77,7 +77,7 @@ def run_author(client: MlflowClient, run_id: str | None) -> str | None:
         return None
 
 
-def append(client: MlflowClient, model: str, version: str, key: str, value: str) -> bool:
+def append_record(client: MlflowClient, model: str, version: str, key: str, value: str) -> bool:
     """Write one record unless its key already exists (append-only); False when it did."""
     facts = version_facts(client, model, version)
     if facts is None:
