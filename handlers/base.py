@@ -100,12 +100,16 @@ def coerce_result(name: str, outcome: Any) -> GateResult:
     return GateResult(name, False, f"gate returned an unsupported value: {outcome!r}")
 
 
+GATE_RAISED = "gate raised"
+"""How the reason of a gate that raised starts (the watch is then failed on its own: bulkheads)."""
+
+
 def run_gate(name: str, gate: Callable[..., Any], ctx: GateContext, **kwargs: Any) -> GateResult:
     """Call one gate; an exception is a rejection carrying the error, never a crash."""
     try:
         return coerce_result(name, gate(ctx, **kwargs))
     except Exception as exc:  # noqa: BLE001 - a gate's error is its verdict
-        return GateResult(name, False, f"gate raised {type(exc).__name__}: {exc}")
+        return GateResult(name, False, f"{GATE_RAISED} {type(exc).__name__}: {exc}")
 
 
 GateFn = Callable[[GateContext, Any], GateResult]

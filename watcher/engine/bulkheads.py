@@ -29,8 +29,9 @@ SPLIT_FAILURES = 8
 """Single watches a split may fail before the batch's failure is taken as the fleet's."""
 
 
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def reason_of(exc: BaseException) -> str:
+    """The error as said in a watch's reason: MLflow's error code (``PERMISSION_DENIED``) when it has one."""
+    return f"{getattr(exc, 'error_code', None) or type(exc).__name__}: {exc}"
 
 
 def failed_report(watch: WatchConfig, reason: str, kind: str, experiment_id: str | None = None,
@@ -52,7 +53,7 @@ def resolve(client: MlflowClient, watches: Sequence[WatchConfig], known: Experim
         except Exception as exc:
             if is_unreachable(exc):
                 raise
-            failed.append(failed_report(watch, f"the experiment '{watch.experiment}' cannot be read: {describe(exc)}",
+            failed.append(failed_report(watch, f"the experiment '{watch.experiment}' cannot be read: {reason_of(exc)}",
                                         "unreadable"))
             continue
         kept.append(watch)
@@ -74,7 +75,7 @@ def read_fleet(read: Callable[[Sequence[WatchConfig]], Snapshot], watches: Seque
     parts = _split(read, watches, failed)
     if len(failed) > SPLIT_FAILURES or not parts:
         raise first
-    return merge(parts), failed
+    return merge_snapshots(parts), failed
 
 
 def _split(read: Callable[[Sequence[WatchConfig]], Snapshot], watches: Sequence[WatchConfig],
@@ -92,14 +93,14 @@ def _split(read: Callable[[Sequence[WatchConfig]], Snapshot], watches: Sequence[
             if is_unreachable(exc):
                 raise
             if len(part) == 1:
-                failed.append(failed_report(part[0], f"the fleet's batched read fails for this watch: {describe(exc)}",
+                failed.append(failed_report(part[0], f"the fleet's batched read fails for this watch: {reason_of(exc)}",
                                             "unreadable"))
             else:
                 todo.extend([part[: len(part) // 2], part[len(part) // 2:]])
     return found
 
 
-def merge(parts: Sequence[Snapshot]) -> Snapshot:
+def merge_snapshots(parts: Sequence[Snapshot]) -> Snapshot:
     """One snapshot of several disjoint ones (``busy`` unknown when any part does not know it)."""
     models = {name: model for part in parts for name, model in part.models.items()}
     ids = {name: exp_id for part in parts for name, exp_id in part.experiment_ids.items()}

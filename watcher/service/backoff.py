@@ -9,9 +9,10 @@
 * Back at once: during an outage the poller probes the server's ``/health`` every
   ``bulkheads.server_probe_seconds`` whatever the backoff (:meth:`Backoff.needs_probe`); the first
   answer after the server was seen down ends the backoff (:meth:`Backoff.probe_answered`), so the
-  fleet is polled again within a probe interval of the server's return. An answer ends it once: a
-  server that answers ``/health`` while the polls still fail must be seen down again first, so the
-  backoff still spaces the polls.
+  fleet is polled again within a probe interval of the server's return. When the poll after an
+  answer fails again (a server that answers ``/health`` before it serves), the next answer ends the
+  backoff only once the server was seen down again, or after :data:`EARLY_GAP_SECONDS` doubled per
+  such early end: the backoff still spaces the polls of a server that answers only ``/health``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from watcher.config import RetryConfig
 from watcher.obs.logs import get_logger
 
 log = get_logger("watcher.daemon")
+EARLY_GAP_SECONDS = 2.0
+"""After a probe ended the backoff and the poll failed again, the next early end waits this, doubled per early end."""
 
 
 class Backoff:
@@ -38,6 +41,8 @@ class Backoff:
         """Monotonic time of the first failed poll of a tracking-server outage in progress."""
         self._down_seen = True
         """Whether the server was seen down since a probe last ended the backoff."""
+        self._early: tuple[int, float] = (0, 0.0)
+        """Backoffs ended by a probe in this outage, and when the last one was."""
         self._lock = threading.Lock()
 
     @property
@@ -66,11 +71,13 @@ class Backoff:
         with self._lock:
             if self._outage_since is None or self._clock() >= self._not_before:
                 return False
-            if not answered or not self._down_seen:
-                self._down_seen = self._down_seen or not answered
+            ends, last = self._early
+            if not answered:
+                self._down_seen = True
                 return False
-            self._down_seen = False
-            self._not_before = 0.0
+            if not self._down_seen and self._clock() < last + EARLY_GAP_SECONDS * 2 ** ends:
+                return False
+            self._down_seen, self._not_before, self._early = False, 0.0, (ends + 1, self._clock())
             return True
 
     def succeeded(self) -> None:
@@ -78,7 +85,7 @@ class Backoff:
         with self._lock:
             failures, since = self._failures, self._outage_since
             self._failures, self._not_before, self._outage_since = 0, 0.0, None
-            self._down_seen = True
+            self._down_seen, self._early = True, (0, 0.0)
             now = self._clock()
         if since is not None:
             log.info("tracking_server_recovered", outage_seconds=round(now - since, 1), failed_polls=failures)

@@ -70,14 +70,14 @@ class Bulkheads:
         An unreachable server raises (the poll fails as an outage)."""
         by_key = {watch_key(w.experiment, w.model_name): w for w in watches}
         new = self._states.sync(watches) if full else []
-        self._check(client, by_key, new, full)
+        self._check_readable(client, by_key, new, full)
         covered: list[WatchConfig] = []
         held: list[WatchReport] = []
         for key, watch in by_key.items():
             state = self._states.get(key)
             if state is None or state.state != "failed":
                 covered.append(watch)
-            elif not self._states.due(key):
+            elif not self._states.probe_due(key):
                 held.append(held_report(watch, state))
             elif state.kind == "unreadable" and not self._probe(client, key, watch, state):
                 held.append(held_report(watch, self._states.get(key) or state))
@@ -108,7 +108,7 @@ class Bulkheads:
         self._states.fail(key, reason, "unreadable", self._config.bulkheads.retry, exp_id)
         return False
 
-    def _check(self, client: MlflowClient, by_key: dict[str, WatchConfig], new: Sequence[str], full: bool) -> None:
+    def _check_readable(self, client: MlflowClient, by_key: dict[str, WatchConfig], new: Sequence[str], full: bool) -> None:
         """Every watch's experiment when the interval has passed (at a tick of every watch), else the new ones'."""
         now = self._clock()
         due = full and now >= self._check_at

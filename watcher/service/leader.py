@@ -71,8 +71,7 @@ class Leader:
         self._unheld: dict[str, int] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._held: set[str] = set()
-        self._holders: dict[str, str] = {}
-        """Model -> the replica that held its lock at the last rebalance (the API's view; replaced whole)."""
+        self._holders: dict[str, str] = {}  # model -> its lock's holder at the last rebalance (replaced whole)
         self._standby_logged: set[str] = set()
         self._lock = threading.RLock()
         self._connect_failed = False

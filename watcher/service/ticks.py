@@ -107,7 +107,7 @@ class TickRequests:
 class Coalesced:
     """A job that never runs twice at a time (thread-safe). A run that comes due while one is in
     hand returns at once: counted as a skipped tick (``count``) and said at most once a minute;
-    :meth:`again` (a kick) makes the run in hand go once more right after."""
+    :meth:`run_again` (a kick) makes the run in hand go once more right after."""
 
     def __init__(self, job: Callable[[], object], *, count: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -138,7 +138,7 @@ class Coalesced:
             with self._lock:
                 self._running = self._again = False
 
-    def again(self) -> bool:
+    def run_again(self) -> bool:
         """When a run is in hand: it runs once more right after (True); else False (start one)."""
         with self._lock:
             if self._running:
@@ -184,7 +184,7 @@ class PollScheduler:
 
     def kick(self) -> None:
         """Run the poll now (straight after the one in hand, if any); nothing before :meth:`start`."""
-        if self._poll is not None and self._poll.again():
+        if self._poll is not None and self._poll.run_again():
             return
         if self._job is not None:
             self._job.modify(next_run_time=_utcnow())

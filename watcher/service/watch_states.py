@@ -7,7 +7,7 @@ thread-safe: the poll thread writes it (:mod:`watcher.service.bulkheads`), the H
 * A watch is ``ok`` from the moment it is in the effective set; ``failed`` from its first failure
   on its own (``watch_failed``, once, with its reason; the gauge ``registry_watcher_watch_up`` at 0)
   until a poll of it goes well again (``watch_recovered``). A failed watch is retried on its own
-  backoff (``bulkheads.retry``): :meth:`WatchStates.due` says when.
+  backoff (``bulkheads.retry``): :meth:`WatchStates.probe_due` says when.
 * ``refused`` watches (another experiment owns the model) are not watches of the effective set:
   they are read from a provider given to :meth:`WatchStates.views` (``WatchSet.refused``).
 
@@ -111,7 +111,7 @@ class WatchStates:
         with self._lock:
             return [k for k, s in self._states.items() if s.state == "failed"]
 
-    def due(self, key: str) -> bool:
+    def probe_due(self, key: str) -> bool:
         """Whether a failed watch's next probe or retry may run now (an ``ok`` watch: always)."""
         with self._lock:
             retry = self._retries.get(key)
