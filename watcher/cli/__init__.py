@@ -105,6 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (``watcher.cli.startup`` says which)."""
     args = _parser().parse_args(argv)  # --help and usage errors end here, having imported nothing heavy
     apply_mlflow_environment()  # before the first import of mlflow (the verbs, the client)
-    from watcher.cli.startup import run
+    from watcher.cli.startup import run_command
 
-    return run(args)
+    return run_command(args)

@@ -40,7 +40,7 @@ class Finding:
     """The log event ``check-config`` emits for it (online), if any; its fields are ``fields``."""
     fields: tuple[tuple[str, str], ...] = ()
 
-    def line(self) -> str:
+    def text(self) -> str:
         return f"{self.where}: {self.message}"
 
 
@@ -93,9 +93,9 @@ def static_findings(config: WatcherConfig) -> list[Finding]:
 def _say_findings(findings: list[Finding]) -> None:
     for finding in findings:
         if finding.error:
-            say_error(finding.line())
+            say_error(finding.text())
         else:
-            say(f"warning: {finding.line()}")
+            say(f"warning: {finding.text()}")
 
 
 def describe(config: WatcherConfig) -> list[str]:
@@ -143,7 +143,7 @@ def check_online(client: MlflowClient, config: WatcherConfig, failed: list[str])
         else:
             log.warning("config_warning", location=finding.where, warning=finding.message)
         if finding.error:
-            say_error(finding.line())
+            say_error(finding.text())
     refused = 0
     if "tracking_server" not in failed:
         from watcher.cli.plan import plan

@@ -61,6 +61,11 @@ def dispatch(args: argparse.Namespace, config: WatcherConfig, client: MlflowClie
         from watcher.cli import webhooks
 
         return webhooks.dispatch(args, config, client)
+    return model_verb(args, config, client)
+
+
+def model_verb(args: argparse.Namespace, config: WatcherConfig, client: MlflowClient) -> int:
+    """``history``, ``promote`` and ``rollback``: the verbs about one watched model (``--model``)."""
     from watcher.engine.discovery import find_watch
 
     watch = find_watch(client, config, args.model)  # configured, else discovered by experiment tag

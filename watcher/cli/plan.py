@@ -6,18 +6,15 @@ makes before its first tick; nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from watcher.config import WatchConfig, WatcherConfig
 
-T = TypeVar("T")
-R = TypeVar("R")
-
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import RegisteredModel
 
     from watcher.engine.ownership import Refusal
 
@@ -35,37 +32,40 @@ class PlannedWatch:
 
 
 @dataclass(frozen=True)
-class Plan:
+class FleetPlan:
     """What the watcher would do with the config now."""
 
     watched: list[PlannedWatch] = field(default_factory=list)
     refused: tuple[Refusal, ...] = ()
     """Tagged experiments it would not watch (another experiment owns the model, or the tag or its
     profile cannot make a watch), each with its reason."""
+    models: Mapping[str, RegisteredModel] = field(default_factory=dict)
+    """The watched (and tagged) registered models that exist, by name, as read in one batch."""
 
 
-def plan(client: MlflowClient, config: WatcherConfig, workers: int = 8) -> Plan:
-    """The watches and refusals of ``config`` against the server now: what
-    ``watcher.engine.discovery.plan_watches`` decides (one experiment search and one model search),
-    with each watch's source and experiment id (configured ones looked up ``workers`` at a time)."""
+def plan(client: MlflowClient, config: WatcherConfig, workers: int = 8) -> FleetPlan:
+    """The watches and refusals of ``config`` against the server now: the daemon's discovery (the
+    decision ``watcher.engine.discovery.plan_watches`` makes), with each watch's source and experiment
+    id, and the watched models read in one batch (``status`` shows their aliases and tags).
+
+    The models are read before the discovery, so its prompt check (a model the batched read returns
+    is never a prompt) costs no request per model; configured experiments' ids are looked up
+    ``workers`` at a time."""
     from watcher.engine.discovery import Discovery
-    from watcher.store import experiments
+    from watcher.store import batch_reads, experiments
+    from watcher.store.decision_reads import each
 
-    discovery = Discovery()
+    names = {w.model_name for w in config.watches}
+    if config.discover is not None:
+        tag = config.discover.tag
+        names |= {str((e.tags or {}).get(tag, "")).strip() for e in batch_reads.tagged_experiments(client, tag)}
+    models = batch_reads.models_by_name(client, names - {""})
+    discovery = Discovery(not_prompts=set(models))
     discovery.refresh(client, config)
     watches = discovery.watches(config)
     ids: dict[str, str | None] = dict(discovery.experiment_ids())
     missing = [w.experiment for w in watches if w.experiment not in ids]
-    ids.update(zip(missing, parallel(lambda name: experiments.find(client, name, deleted="id"), missing, workers)))
+    ids.update(zip(missing, each(lambda name: experiments.find(client, name, deleted="id"), missing, workers), strict=True))
     watched = [PlannedWatch(w.experiment, ids.get(w.experiment), w.model_name, discovery.source_of(w.experiment), w)
                for w in watches]
-    return Plan(watched, discovery.refused_watches)
-
-
-def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int = 8) -> list[R]:
-    """``[fn(x) for x in items]``, ``workers`` at a time (each call is one request to the server:
-    a fleet's reads take a fraction of the time one after the other would). The first error is raised."""
-    if len(items) <= 1 or workers <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="cli-read") as pool:
-        return list(pool.map(fn, items))
+    return FleetPlan(watched, discovery.refused_watches, models)

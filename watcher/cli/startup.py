@@ -24,10 +24,12 @@ DAEMON_VERBS = {"run", "once", "check-config"}
 """Verbs whose output is the log (on stdout); the others print a report on stdout, logs on stderr."""
 CLIENT_ONLY_VERBS = {"status", "history", "promote", "rollback", "webhooks"}
 """Verbs that use nothing but the client: MLflow's process-wide URIs are not set for them (faster start-up)."""
+QUIET_VERBS = {"status"}
+"""Report verbs whose info events (discovery, one per watch) stay off stderr unless ``log.level`` is DEBUG."""
 CONFIG_INVALID = 2
 
 
-def run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; returns the exit code."""
     as_json = bool(getattr(args, "json", False))
     invalid = 1 if args.verb == "check-config" else CONFIG_INVALID
@@ -48,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
         return invalid
     add_secrets(uri_password(u) for u in (config.tracking_uri, config.registry_uri,
                                           config.ha.lock_url if config.ha else None))
-    configure_logging(config.log.level, config.log.format, stream=stream, capture_stray_output=daemon)
+    level = config.log.level
+    if args.verb in QUIET_VERBS and level.upper() == "INFO":
+        level = "WARNING"  # a report: the discovery's one line per watch would drown it
+    configure_logging(level, config.log.format, stream=stream, capture_stray_output=daemon)
     try:
         from watcher.cli.commands import dispatch
         from watcher.store.client import make_client

@@ -11,7 +11,7 @@ the replica that holds it, come from the running daemon (``GET /api/v1/watches``
 daemon makes) and the line ``states: ...`` says that failures need the daemon.
 
 Reads are batched so a fleet answers in about the time of one model: the registered models (aliases,
-scoring tags) in pages of 1,000, and each experiment's recent decisions eight at a time.
+scoring tags) in pages of 1,000, and the recent decisions of 100 experiments per search.
 """
 
 from __future__ import annotations
@@ -20,38 +20,33 @@ import json
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from watcher.cli.output import say
-from watcher.cli.plan import PlannedWatch, parallel, plan
+from watcher.cli.plan import FleetPlan, plan
 from watcher.config import WatcherConfig
-from watcher.store import batch_reads, keys, registry
+from watcher.store import keys, registry
 from watcher.store import scoring_records as records
-from watcher.store.runs import recent_decisions
+from watcher.store.decision_reads import recent_decisions_of
 
 STATE_TIMEOUT_S = 3.0
 """How long ``status`` waits for the daemon's API before saying the states are unknown."""
 
 
-def _decisions(client: MlflowClient, experiment_id: str | None, last: int) -> list[dict[str, Any]]:
-    if experiment_id is None or last <= 0:
-        return []
-    return [{"run_id": r.info.run_id, "run_name": r.info.run_name, "decision": r.data.tags[keys.DECISION],
-             "version": r.data.tags.get(keys.MODEL_VERSION), "reason": r.data.tags.get(keys.REASON),
-             "decided_at": r.data.tags.get(keys.DECIDED_AT)}
-            for r in recent_decisions(client, experiment_id, last)]
+def _decision_row(run: Run) -> dict[str, Any]:
+    tags = run.data.tags
+    return {"run_id": run.info.run_id, "run_name": run.info.run_name, "decision": tags[keys.DECISION],
+            "version": tags.get(keys.MODEL_VERSION), "reason": tags.get(keys.REASON),
+            "decided_at": tags.get(keys.DECIDED_AT)}
 
 
-def watch_rows(client: MlflowClient, planned: list[PlannedWatch], last: int) -> list[dict[str, Any]]:
-    """One row per watch (``status --json`` prints them): one batched read of the models, then each
-    experiment's ``last`` decisions, eight requests at a time."""
-    try:
-        models = batch_reads.models_by_name(client, [p.model for p in planned])
-    except Exception:  # noqa: BLE001 - not readable (no permission): every model shown as unset
-        models = {}
-    decisions = parallel(lambda p: _decisions(client, p.experiment_id, last), planned)
+def watch_rows(client: MlflowClient, planned: FleetPlan, last: int) -> list[dict[str, Any]]:
+    """One row per watch (``status --json`` prints them): the models as the plan read them (one
+    batch), each experiment's ``last`` decisions in batches of experiments (``decision_reads``)."""
+    decided = recent_decisions_of(client, [p.experiment_id for p in planned.watched if p.experiment_id], last)
     rows = []
-    for item, decided in zip(planned, decisions):
-        watch, model = item.watch, models.get(item.model)
+    for item in planned.watched:
+        watch, model = item.watch, planned.models.get(item.model)
         aliases = registry.aliases_of(model) if model is not None else {}
         tags = registry.tags_of(model) if model is not None else {}
         scored, failure = records.read_scored(tags), records.read_failure(tags)
@@ -61,7 +56,8 @@ def watch_rows(client: MlflowClient, planned: list[PlannedWatch], last: int) -> 
                      "staging_policy": watch.staging_policy, "production_policy": watch.production_policy,
                      "last_scored_version": scored.model_version if scored else None,
                      "last_scored_at": scored.scored_at if scored else None,
-                     "scoring_failure": failure.as_json() if failure else None, "decisions": decided})
+                     "scoring_failure": failure.as_json() if failure else None,
+                     "decisions": [_decision_row(r) for r in decided.get(item.experiment_id or "", [])]})
     return rows
 
 
@@ -104,7 +100,7 @@ def status(client: MlflowClient, config: WatcherConfig, as_json: bool, last: int
     """The ``status`` verb."""
     planned = plan(client, config)
     live, origin = daemon_states(config)
-    rows = with_states(watch_rows(client, planned.watched, last), live, [r.as_json() for r in planned.refused])
+    rows = with_states(watch_rows(client, planned, last), live, [r.as_json() for r in planned.refused])
     if as_json:
         say(json.dumps(rows, indent=2))
         return 0

@@ -116,7 +116,8 @@ def settle_owners(client: MlflowClient, config: WatcherConfig, candidates: Seque
             refused.extend(_refusal_for(c, named[0], experiments.find(client, named[0]), by_config) for c in group)
             continue
         owner_id, why = _owner_of(client, models.get(model_name), group, write)
-        owner_name = experiment_label(client, owner_id)
+        owner_name = next((c.experiment for c in group if c.experiment_id == owner_id), None) \
+            or experiment_label(client, owner_id)  # a candidate's name is known: no request per model
         for candidate in group:
             if candidate.experiment_id == owner_id:
                 kept.append(candidate)
