@@ -90,7 +90,7 @@ def check_outputs(config: WatcherConfig) -> list[str]:
     """``check-config``: reach every output (no event sent); the names of those that failed."""
     if config.events is None:
         return []
-    from watcher.events.model import make_output
+    from watcher.events.outputs import make_output
 
     add_secrets(config.events.secret_values())
     failed = []

@@ -10,7 +10,7 @@
   ``disabled`` for a 410, ``dead`` for an event that can never be delivered).
 * :class:`Output` (a Protocol): ``name``, ``send(event)``, ``check()`` (reach test for
   ``check-config``: None when reachable, else the error; no event sent) and ``close()``.
-* :func:`make_output`: the output for one output config. The HTTP output is
+* ``make_output`` (in :mod:`watcher.events.outputs`): the output for one output config. The HTTP output is
   :class:`watcher.events.http.HttpOutput`; ``nats`` and ``slack`` are imported lazily from
   ``watcher.events.outputs.nats`` (``NatsOutput(config)``) and ``watcher.events.outputs.slack``
   (``SlackOutput(config, ui_url)``), so their libraries load only when configured.
@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 from cloudevents.core.bindings.http import to_binary_event
 from cloudevents.core.v1.event import CloudEvent
 
-from watcher.config.events import EVENT_TYPE_PREFIX, HttpOutputConfig, NatsOutputConfig, SlackOutputConfig
+from watcher.config.events import EVENT_TYPE_PREFIX
 
 NAMESPACE = uuid.UUID("6f1d3c2e-9a4b-5e8f-b1c7-2d0e4a6b8c90")
 """The UUID5 namespace of event ids (fixed forever: ids must not change between releases)."""
@@ -141,18 +141,3 @@ class Output(Protocol):
     def close(self) -> None:
         """Release connections (the delivery thread is stopping)."""
         ...
-
-
-def make_output(config: HttpOutputConfig | NatsOutputConfig | SlackOutputConfig, ui_url: str | None = None) -> Output:
-    """The output of one config; ``ui_url``: the MLflow UI base URL for Slack links."""
-    if isinstance(config, NatsOutputConfig):
-        from watcher.events.outputs.nats import NatsOutput
-
-        return NatsOutput(config)
-    if isinstance(config, SlackOutputConfig):
-        from watcher.events.outputs.slack import SlackOutput
-
-        return SlackOutput(config, ui_url)
-    from watcher.events.http import HttpOutput
-
-    return HttpOutput(config)

@@ -28,8 +28,9 @@ from watcher.engine import TickReport
 from watcher.events.db import OutputLock, open_database
 from watcher.events.delivery import Delivery
 from watcher.events.facts import Deriver
-from watcher.events.model import OutgoingEvent, make_output
+from watcher.events.model import OutgoingEvent
 from watcher.events.outbox import Outbox
+from watcher.events.outputs import make_output
 from watcher.obs.logs import get_logger
 from watcher.obs.redact import add_secrets
 

@@ -88,7 +88,7 @@ class NatsOutput:
         try:
             self._call(self._publish(subject, headers, body), self._config.timeout_seconds * 3 + _GRACE_SECONDS)
         except Exception as exc:  # noqa: BLE001 - every failure to get an ack is a retry
-            return DeliveryResult("retry", self._describe(exc))
+            return DeliveryResult("retry", self._error_text(exc))
         return DeliveryResult("delivered", None)
 
     def check(self) -> str | None:
@@ -97,7 +97,7 @@ class NatsOutput:
         try:
             self._call(self._check(), self._config.timeout_seconds + _GRACE_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the reason is the answer
-            return self._describe(exc)
+            return self._error_text(exc)
         return None
 
     def close(self) -> None:
@@ -189,6 +189,6 @@ class NatsOutput:
     async def _on_reconnected(self) -> None:
         log.info("events_nats_reconnected", output=self.name)
 
-    def _describe(self, exc: BaseException) -> str:
+    def _error_text(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}".rstrip(": ")
         return redact(text.replace(self._config.url, "<nats url>"))

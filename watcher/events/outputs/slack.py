@@ -48,7 +48,7 @@ class SlackText:
     def run_url(self, experiment_id: object, run_id: object) -> str | None:
         return f"{self._ui}/#/experiments/{experiment_id}/runs/{run_id}" if self._ui and experiment_id else None
 
-    def line(self, event: OutgoingEvent) -> str:
+    def render(self, event: OutgoingEvent) -> str:
         """One line for ``event`` (every type has one; which are sent is :meth:`SlackOutput.wants`)."""
         data: dict[str, Any] = dict(event.data)
         kind = event.short_type
@@ -107,13 +107,13 @@ class SlackOutput:
         if not self.wants(event):
             return DeliveryResult("delivered", None)
         try:
-            response = self._session.post(self._url, json={"text": self._text.line(event)},
+            response = self._session.post(self._url, json={"text": self._text.render(event)},
                                           timeout=self._config.timeout_seconds)
         except requests.RequestException as exc:
-            return DeliveryResult("retry", self._describe(f"{type(exc).__name__}: {exc}"))
+            return DeliveryResult("retry", self._masked(f"{type(exc).__name__}: {exc}"))
         if 200 <= response.status_code < 300:
             return DeliveryResult("delivered", None)
-        answer = self._describe(f"HTTP {response.status_code}: {response.text[:200].strip()}")
+        answer = self._masked(f"HTTP {response.status_code}: {response.text[:200].strip()}")
         if response.status_code in DISABLING_STATUSES:
             return DeliveryResult("disabled", answer)
         return DeliveryResult("retry", answer)
@@ -121,12 +121,12 @@ class SlackOutput:
     def check(self) -> str | None:
         """A TCP (and TLS for https) connect to the webhook's host; nothing is posted."""
         error = reach(self._url, self._config.timeout_seconds)
-        return self._describe(error) if error else None
+        return self._masked(error) if error else None
 
     def close(self) -> None:
         self._session.close()
 
-    def _describe(self, text: str) -> str:
+    def _masked(self, text: str) -> str:
         """``text`` with the webhook URL (and its path, alone or URL-encoded) masked."""
         parts = urlsplit(self._url)
         masked = f"{parts.scheme}://{parts.netloc}/***"
