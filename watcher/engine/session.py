@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine.fleet_memo import ModelCache, QuietWatches
 from watcher.engine.snapshot import AuditCache
 from watcher.store import experiments
 from watcher.store.experiments import ExperimentIds
@@ -56,6 +57,10 @@ class Session:
     """(model, alias) pairs whose legacy history tag was checked (the migration runs once per process)."""
     audit: AuditCache = field(default_factory=AuditCache)
     """The newest audit entries per (model, alias), so a settled alias costs no request."""
+    models: ModelCache = field(default_factory=ModelCache)
+    """The watched registered models, re-read in a rolling window (``watcher.engine.fleet_memo``)."""
+    quiet: QuietWatches = field(default_factory=QuietWatches)
+    """The watches whose last visit did nothing: not visited while nothing they read changed."""
     refusals_said: set[tuple[str, str]] = field(default_factory=set)
     """(experiment, owner experiment id) pairs whose registration-time ``watch_refused`` was said."""
     approvals: Board | None = None

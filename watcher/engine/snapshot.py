@@ -26,6 +26,7 @@ from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine.fleet_memo import ModelCache
 from watcher.obs.logs import get_logger
 from watcher.store import audit, batch_reads, registry
 from watcher.store.audit import AuditEntry, AuditTrail
@@ -61,6 +62,27 @@ class AuditCache:
     """The audit experiment to read at the first :meth:`recent` of this tick (:meth:`expire`)."""
     clock: Callable[[], float] = time.time
     """Epoch seconds (injected by tests)."""
+    changes: dict[str, int] = field(default_factory=dict)
+    """Model -> a count bumped whenever its held entries change or one of its aliases is touched."""
+    epoch: int = 0
+    """Bumped when everything held is dropped (another audit experiment)."""
+
+    def stamp(self, model: str) -> tuple[int, int]:
+        """What the entries of ``model`` are now: equal stamps, equal entries (``fleet_memo``)."""
+        return self.epoch, self.changes.get(model, 0)
+
+    def catch_up(self, client: MlflowClient) -> bool:
+        """Read what is new now if this tick has not yet (:meth:`expire`); False when that failed
+        (the watch's own alias step then meets the error, where it is classified)."""
+        if self.due is None:
+            return True
+        try:
+            self.refresh(client, self.due)
+        except Exception as exc:  # noqa: BLE001 - said where the watch meets it again
+            log.debug("audit_catch_up_failed", error=f"{type(exc).__name__}: {exc}")
+            return False
+        self.due = None
+        return True
 
     def expire(self, experiment: str) -> None:
         """A tick started: read what is new before the next alias step, not before the runs, so
@@ -71,6 +93,7 @@ class AuditCache:
         """Read what is new in the trail (everything on the first call, or after a change of experiment)."""
         if experiment != self.experiment or self.trail is None:
             self.experiment, self.entries, self.watermark, self.dirty = experiment, {}, None, set()
+            self.epoch += 1
             self.trail = AuditTrail(experiment)
         since = None if self.watermark is None else max(0, self.watermark - AUDIT_OVERLAP_MS)
         found = batch_reads.audit_since(client, self.trail, since)
@@ -88,19 +111,27 @@ class AuditCache:
             self.due = None
         key = (model, alias)
         if key in self.dirty and self.trail is not None:
-            self.entries[key] = {}
-            self._merge(key, audit.recent(client, self.trail, model, alias, n=RECENT))
+            read = {e.id: e for e in audit.recent(client, self.trail, model, alias, n=RECENT)}
+            if read != self.entries.get(key):
+                self._changed(model)
+            self.entries[key] = read
             self.dirty.discard(key)
         return audit.order(list(self.entries.get(key, {}).values()))[-RECENT:]
 
     def touch(self, model: str, alias: str) -> None:
         """The alias took the exact path (or was moved by the watcher): read it directly next tick."""
         self.dirty.add((model, alias))
+        self._changed(model)
+
+    def _changed(self, model: str) -> None:
+        self.changes[model] = self.changes.get(model, 0) + 1
 
     def _merge(self, key: tuple[str, str], found: Sequence[AuditEntry]) -> None:
         held = self.entries.setdefault(key, {})
         for entry in found:
-            held[entry.id] = entry
+            if held.get(entry.id) != entry:
+                held[entry.id] = entry
+                self._changed(key[0])
         if len(held) > 2 * RECENT:
             kept = audit.order(list(held.values()))[-RECENT:]
             self.entries[key] = {e.id: e for e in kept}
@@ -116,6 +147,13 @@ class Snapshot:
     """Experiment name -> id, for the watched experiments that exist."""
     busy: frozenset[str] | None
     """Ids of experiments with an undecided finished run; None: unknown (every watch searches)."""
+    fresh: frozenset[str] = frozenset()
+    """Names of the models read in this tick. Any other comes from an earlier tick
+    (``watcher.engine.fleet_memo``): a watch acting on its runs reads it again first."""
+
+    def is_fresh(self, model_name: str) -> bool:
+        """Whether the model was read in this tick."""
+        return model_name in self.fresh
 
     def has_candidates(self, watch: WatchConfig) -> bool:
         """Whether the watch's experiment may hold a run to decide (unknown counts as yes)."""
@@ -124,24 +162,40 @@ class Snapshot:
 
 
 def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchConfig], known: ExperimentIds,
-             support: SearchSupport, cache: AuditCache, *, scan: bool = True) -> Snapshot:
+             support: SearchSupport, cache: AuditCache, *, scan: bool = True,
+             models: ModelCache | None = None) -> Snapshot:
     """Read the fleet: models, experiments with work, new audit entries (a fixed number of requests).
 
     ``scan`` False (a run event: its watches are known to have work) skips the search for
     experiments with work, so every watch searches its own runs at once. The audit trail is read
-    lazily, at the tick's first alias step (:meth:`AuditCache.expire`)."""
+    lazily, at the tick's first alias step (:meth:`AuditCache.expire`). With ``models`` (the
+    daemon's :class:`~watcher.engine.fleet_memo.ModelCache`) the models are kept across ticks and
+    only the due ones are read again, after the search for work, so that theirs are among them."""
     ids = {w.experiment: found for w in watches if (found := known.find(client, w.experiment)) is not None}
-    models = batch_reads.models_by_name(client, {w.model_name for w in watches})
-    busy = _busy(client, config, watches, models, ids, support) if scan else None
+    names = {w.model_name for w in watches}
+    if models is None:
+        held = batch_reads.models_by_name(client, names)
+        fresh = frozenset(names)
+        busy = _busy(client, config, watches, held, ids, support) if scan else None
+    else:
+        done = models.fill(client, names)
+        busy = _busy(client, config, watches, models.models, ids, support, models.starts) if scan else None
+        working = None if busy is None else {w.model_name for w in watches if ids.get(w.experiment) in busy}
+        fresh = models.refresh(client, names, working, done)
+        held = models.view(names)
     cache.expire(config.audit_experiment)
-    return Snapshot(MappingProxyType(models),
+    return Snapshot(MappingProxyType(held),
                     MappingProxyType({w.experiment: ids[w.experiment] for w in watches if w.experiment in ids}),
-                    None if busy is None else frozenset(busy))
+                    None if busy is None else frozenset(busy), fresh)
 
 
 def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchConfig],
-          models: dict[str, RegisteredModel], ids: dict[str, str], support: SearchSupport) -> set[str] | None:
-    """Experiment ids with an undecided run past their own cursor; None when the server cannot say."""
+          models: Mapping[str, RegisteredModel], ids: dict[str, str], support: SearchSupport,
+          memo: dict[tuple[str, str, int], tuple[RegisteredModel | None, int]] | None = None) -> set[str] | None:
+    """Experiment ids with an undecided run past their own cursor; None when the server cannot say.
+
+    ``memo`` (the ``ModelCache``'s) keeps each watch's start of search per model object, so a
+    model kept across ticks is not parsed again."""
     if not support.null_filter:
         return None  # the server refuses IS NULL: each watch searches (and filters) itself
     overlap = int(config.cursor_overlap_seconds * 1000)
@@ -151,8 +205,15 @@ def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchCo
         if exp_id is None:
             continue
         model = models.get(watch.model_name)
-        tags = registry.tags_of(model) if model is not None else {}
-        start = max(read_cursor(tags, exp_id) - overlap, window_start(tags, exp_id))  # a new watch's window
+        key = (watch.model_name, exp_id, overlap)
+        held = memo.get(key) if memo is not None else None
+        if held is not None and held[0] is model:  # the same model object as last tick: the same tags
+            start = held[1]
+        else:
+            tags = registry.tags_of(model) if model is not None else {}
+            start = max(read_cursor(tags, exp_id) - overlap, window_start(tags, exp_id))  # a new watch's window
+            if memo is not None:
+                memo[key] = (model, start)
         since = groups.setdefault(watch.run_filter, {})
         since[exp_id] = min(since.get(exp_id, start), start)
     busy: set[str] = set()
