@@ -62,21 +62,24 @@ def _scoring_input(where: str, name: str, block: WatchProfile) -> list[Finding]:
                     event="scoring_input_missing", fields=(("model_name", name), ("input", block.scoring.input)))]
 
 
-def static_findings(config: WatcherConfig) -> list[Finding]:
-    """What a local look finds beyond the schema (no server)."""
+def _profile_findings(config: WatcherConfig, name: str, profile: WatchProfile) -> list[Finding]:
+    """A profile's local scoring input (said once, at the base that sets it) and scoring experiment."""
     found: list[Finding] = []
-    watched = {w.experiment for w in config.watches}
-    for i, watch in enumerate(config.watches):
-        found += _scoring_input(f"watches.{i}", watch.model_name, watch)
-    for name, profile in config.profiles.items():
-        base = config.profiles.get(profile.extends or "")
-        if base is None or base.scoring is None or profile.scoring is None or base.scoring.input != profile.scoring.input:
-            found += _scoring_input(f"profiles.{name}", f"profile {name}", profile)  # said once, at its base
-        scoring = profile.scoring.experiment if profile.scoring is not None else None
-        if scoring is not None and (scoring in watched or scoring == config.audit_experiment):
-            found.append(Finding(f"profiles.{name}.scoring.experiment",
-                                 f"'{scoring}' is a watched or the audit experiment: every watch of this "
-                                 "profile would be refused"))
+    base = config.profiles.get(profile.extends or "")
+    inherited = base is not None and base.scoring is not None and profile.scoring is not None \
+        and base.scoring.input == profile.scoring.input
+    if not inherited:
+        found += _scoring_input(f"profiles.{name}", f"profile {name}", profile)
+    scoring = profile.scoring.experiment if profile.scoring is not None else None
+    if scoring is not None and (scoring == config.audit_experiment or scoring in {w.experiment for w in config.watches}):
+        found.append(Finding(f"profiles.{name}.scoring.experiment", f"'{scoring}' is a watched or the audit "
+                             "experiment: every watch of this profile would be refused"))
+    return found
+
+
+def _usage_findings(config: WatcherConfig) -> list[Finding]:
+    """Warnings: discovery without a ``default`` profile, profiles nothing can use, no tracking URI."""
+    found: list[Finding] = []
     if config.discover is not None and DEFAULT_PROFILE not in config.profiles:
         found.append(Finding(f"profiles.{DEFAULT_PROFILE}",
                              f"missing: an experiment tagged without '{config.discover.profile_tag}' is refused "
@@ -88,6 +91,16 @@ def static_findings(config: WatcherConfig) -> list[Finding]:
         found.append(Finding("tracking_uri", "not set in the file or the environment: every other command "
                              "refuses to start without it", error=False))
     return found
+
+
+def static_findings(config: WatcherConfig) -> list[Finding]:
+    """What a local look finds beyond the schema (no server)."""
+    found: list[Finding] = []
+    for i, watch in enumerate(config.watches):
+        found += _scoring_input(f"watches.{i}", watch.model_name, watch)
+    for name, profile in config.profiles.items():
+        found += _profile_findings(config, name, profile)
+    return found + _usage_findings(config)
 
 
 def _say_findings(findings: list[Finding]) -> None:
@@ -136,8 +149,8 @@ def check_online(client: MlflowClient, config: WatcherConfig, failed: list[str])
     log = get_logger("watcher.cli")
     findings = static_findings(config)
     for finding in findings:
-        if finding.event:
-            log.error(finding.event, **dict(finding.fields))
+        if finding.event == "scoring_input_missing":
+            log.error("scoring_input_missing", **dict(finding.fields))
         elif finding.error:
             log.error("config_problem", location=finding.where, error=finding.message)
         else:

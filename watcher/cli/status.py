@@ -127,10 +127,14 @@ def _print_row(row: dict[str, Any]) -> None:
     if row["scoring_failure"]:
         f = row["scoring_failure"]
         say(f"  scoring failing: v{f['model_version']} attempt {f['attempts']}: {f['error'][:120]}")
+    _print_decisions(row["decisions"])
+
+
+def _print_decisions(decisions: list[dict[str, Any]]) -> None:
     say("  last decisions:")
-    for d in row["decisions"] or []:
+    for d in decisions:
         detail = f"v{d['version']}" if d["decision"] == "registered" else (d["reason"] or "")
         say(f"    {d['decided_at'] or '':20}  {d['run_name'] or d['run_id'][:8]:24}  {d['decision']:10}  "
             f"{detail[:100]}")
-    if not row["decisions"]:
+    if not decisions:
         say("    (none)")

@@ -38,14 +38,14 @@ def merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _resolved(name: str, profiles: Mapping[str, Any], chain: tuple[str, ...],
-              done: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Profile ``name`` with its bases' keys under its own (memoised in ``done``)."""
+def _resolved(name: str, profiles: Mapping[str, Any], chain: tuple[str, ...], done: dict[str, Any]) -> Any:
+    """Profile ``name`` with its bases' keys under its own (memoised in ``done``); a block that is not
+    a mapping is returned as it is, for the schema to name."""
     if name in done:
         return done[name]
     block = profiles[name]
     if not isinstance(block, Mapping):
-        return block  # type: ignore[no-any-return] - not a mapping: the schema names it
+        return block
     base = block.get(EXTENDS)
     if base is None:
         done[name] = dict(block)
@@ -75,7 +75,7 @@ def resolve_extends(data: Any) -> Any:
         return data
     profiles = data.get("profiles")
     profiles = profiles if isinstance(profiles, Mapping) else {}
-    done: dict[str, dict[str, Any]] = {}
+    done: dict[str, Any] = {}
     out = dict(data)
     if profiles:
         out["profiles"] = {name: _resolved(name, profiles, (), done) for name in profiles}
@@ -85,7 +85,7 @@ def resolve_extends(data: Any) -> Any:
     return out
 
 
-def _watch(index: int, block: Any, profiles: Mapping[str, Any], done: dict[str, dict[str, Any]]) -> Any:
+def _watch(index: int, block: Any, profiles: Mapping[str, Any], done: dict[str, Any]) -> Any:
     if not isinstance(block, Mapping) or block.get(EXTENDS) is None:
         return block
     base = block[EXTENDS]

@@ -23,6 +23,8 @@ def make_client(config: WatcherConfig, *, process_wide: bool = True) -> MlflowCl
     (``status``, ``history``, ``promote``) skip ``mlflow.set_tracking_uri``, which resets MLflow's
     tracing provider (~0.2 s of start-up).
     """
+    if not config.tracking_uri:  # never MLflow's own default (a local store in the working folder)
+        raise ValueError("tracking_uri is not set: give it in the file, $WATCHER_TRACKING_URI or $MLFLOW_TRACKING_URI")
     registry = config.registry_uri or config.tracking_uri
     if process_wide:
         mlflow.set_tracking_uri(config.tracking_uri)
