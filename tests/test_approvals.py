@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -195,7 +197,7 @@ def test_http_api_codes(server):
     assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"}).status_code == 401
     assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"},
                     headers=_basic("carol", "nope-nope-nope")).status_code == 401
-    assert api.post("/api/v1/approvals", content=b"{nope", headers=_basic("carol")).status_code == 400
+    assert api.post("/api/v1/approvals", data=b"{nope", headers=_basic("carol")).status_code == 400
     assert api.post("/api/v1/approvals", json={"model": "nope", "version": "2"}, headers=_basic("carol")).status_code == 404
     assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2", "force": True},
                     headers=_basic("carol")).status_code == 403
@@ -249,14 +251,18 @@ def test_cli_through_the_daemon_api(server, tmp_path: Path, monkeypatch, capsys)
                         "    approval: {required: 2, approvers: [alice, bob, carol], expire_after_hours: 1}\n")
 
         def as_user(user: str, *argv: str) -> int:
-            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
-            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
-            return main([*argv, "--config", str(path)])
+            # its own process, as a person's CLI is: MLflow reads the login from the environment per request,
+            # so setting it here would log the in-process daemon in as that person too
+            env = {**os.environ, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": PASSWORDS[user]}
+            done = subprocess.run([sys.executable, "-m", "watcher", *argv, "--config", str(path)], env=env,
+                                  capture_output=True, text=True, timeout=300, check=False)
+            print(done.stderr)
+            return done.returncode
 
         assert as_user("carol", "promote", "--model", w.model, "--version", "2", "--reason", "cli") == 0
         assert as_user("carol", "promote", "--model", w.model, "--version", "2", "--force", "--reason", "x") == 1
         assert as_user("dave", "approve", "--model", w.model, "--version", "2") == 1
-        assert "error:" in capsys.readouterr().err
+        assert "error:" in capsys.readouterr().out
         assert as_user("bob", "approve", "--model", w.model, "--version", "2", "--comment", "fine") == 0
         assert as_user("alice", "approve", "--model", w.model, "--version", "2") == 0
         w.tick()  # the daemon's tick
