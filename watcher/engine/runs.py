@@ -38,6 +38,7 @@ from structlog.contextvars import bound_contextvars
 from handlers.base import GateContext
 from handlers.gates import evaluate, rejection_reason
 from watcher.config import ChampionGate
+from watcher.engine.facts import decided
 from watcher.engine.lineage import gates_json, version_tags
 from watcher.engine.report import WatchReport
 from watcher.engine.session import WatchContext
@@ -209,8 +210,9 @@ def reject(ctx: WatchContext, verdict: RunVerdict, known: Versions) -> RunVerdic
             verdicts = gates_json(verdict.results)
             existing = registry.tag_rejected_version(client, watch.model_name, run.info.run_id, reason, verdicts,
                                                      ctx.crash, known)
-            run_store.record_decision(client, run.info.run_id, "rejected", verdicts, reason=reason, crash=ctx.crash,
-                                      model_name=watch.model_name)
+            written = run_store.record_decision(client, run.info.run_id, "rejected", verdicts, reason=reason,
+                                                crash=ctx.crash, model_name=watch.model_name)
+            decided(ctx.facts, run, written)
             log.warning("run_rejected", reason=reason, failed_gates=[r.gate for r in verdict.results if not r.passed],
                         run_name=run.info.run_name, existing_version=existing)
             metrics.count_decision(watch.model_name, "rejected")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
+from watcher.engine.facts import FactSink, no_facts
 from watcher.engine.fleet_memo import ModelCache, QuietWatches
 from watcher.engine.snapshot import AuditCache
 from watcher.store import experiments
@@ -65,6 +66,8 @@ class Session:
     """(experiment, owner experiment id) pairs whose registration-time ``watch_refused`` was said."""
     approvals: Board | None = None
     """The approvals board (issue 27), shared with the daemon's API; made on first use when None."""
+    facts: FactSink = no_facts
+    """Told each committed staging move and decision at once (issue 28: the outgoing events' outbox)."""
 
 
 def always() -> bool:
@@ -94,3 +97,5 @@ class WatchContext:
     end_times: dict[str, int] = field(default_factory=dict)
     """Version -> its run's end time: the session's memo for this model (a cache, not tick data),
     written by staging; the only mutable value a context carries."""
+    facts: FactSink = no_facts
+    """The session's :attr:`Session.facts`: told each fact the moment it is committed."""

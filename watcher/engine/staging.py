@@ -16,6 +16,7 @@ from dataclasses import replace
 from structlog.contextvars import bound_contextvars
 
 from watcher.engine.aliases import begin_own_move
+from watcher.engine.facts import decided
 from watcher.engine.lineage import gates_json
 from watcher.engine.session import WatchContext
 from watcher.engine.verdicts import RunVerdict, retry_or_error
@@ -40,7 +41,9 @@ def stage(ctx: WatchContext, newest: RunVerdict) -> ForwardMove | None:
             return None
         intent = begin_own_move(client, ctx.config.audit_experiment, watch, watch.staging_alias, new, move.previous,
                                 "stage", f"run {run.info.run_id} passed the gates")
+        ctx.crash("after_intent")
         registry.set_alias(client, watch.model_name, watch.staging_alias, new)
+        ctx.facts(intent)  # committed: the alias points at its version (outgoing events, at once)
         ctx.end_times[new] = end_time
         ctx.crash("after_alias")
         # the alias request returned: said at once, then the intent is closed
@@ -67,8 +70,10 @@ def finish(ctx: WatchContext, verdict: RunVerdict, move: ForwardMove | None) -> 
         return replace(verdict, state="retry")  # the lock is gone: the new leader repairs
     with bound_contextvars(run_id=run.info.run_id, version=str(version.version)):
         try:
-            run_store.record_decision(ctx.client, run.info.run_id, "registered", gates_json(verdict.results),
-                                      version=str(version.version), crash=ctx.crash, model_name=watch.model_name)
+            written = run_store.record_decision(ctx.client, run.info.run_id, "registered", gates_json(verdict.results),
+                                                version=str(version.version), crash=ctx.crash,
+                                                model_name=watch.model_name)
+            decided(ctx.facts, run, written)
         except Exception as exc:  # noqa: BLE001 - the version and alias stand; the decision is retried
             return replace(retry_or_error(ctx, verdict, exc), settled=False)  # counted, never reported as registered
         log.info("run_registered", created=verdict.created, staging_moved=move is not None,

@@ -48,7 +48,7 @@ def reconcile_watch(ctx: WatchContext, model: RegisteredModel, session: Session,
                         owner_experiment_id=refusal.owner_experiment_id, reason=refusal.reason)
         return
     ctx = replace(ctx, aliases=registry.aliases_of(model),
-                  end_times=session.end_times.setdefault(ctx.watch.model_name, {}))
+                  end_times=session.end_times.setdefault(ctx.watch.model_name, {}), facts=session.facts)
     tags = registry.tags_of(model)
     cursor = read_cursor(tags, experiment_id)
     since, batch = candidate_floor(ctx.config, tags, experiment_id, cursor)

@@ -56,7 +56,9 @@ class SqliteDatabase:
             conn.commit()
 
     def _open(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL: safe from a kill -9; no fsync per delivery state write
+        return conn
 
     def statement(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with closing(self._open()) as conn:

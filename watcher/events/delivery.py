@@ -111,7 +111,7 @@ class Delivery:
 
     def _try(self, row: OutboxRow) -> bool:
         """One attempt at ``row``; True when it is settled (delivered or dead: the model moves on)."""
-        if self._expired(row, now_ms()):
+        if row.first_attempt_ms is not None and self._expired(row, now_ms()):  # a first attempt: no clock yet
             return True
         result = self._output.send(replace(row.event, replay=row.replay))
         now = now_ms()

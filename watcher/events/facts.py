@@ -80,16 +80,17 @@ def scoring_event(source: str, fact: Scoring) -> OutgoingEvent:
 
 def committed(entries: Sequence[AuditEntry], aliases: dict[str, dict[str, str]]) -> list[AuditEntry]:
     """The entries that are moves: done ones, and pending ones whose alias points at their version
-    (the newest pending entry of that alias only); ``aliases``: model -> alias -> version."""
+    (the newest entry of that alias only: an intent a crash left open and a redo overtook is not a
+    second move); ``aliases``: model -> alias -> version."""
     newest: dict[tuple[str, str], AuditEntry] = {}
     for entry in entries:
-        if entry.status == "pending" and entry.model and entry.alias:
+        if entry.status in ("pending", "done") and entry.model and entry.alias:
             key = (entry.model, entry.alias)
-            if key not in newest or entry.start_ms > newest[key].start_ms:
+            if key not in newest or (entry.start_ms, entry.id) > (newest[key].start_ms, newest[key].id):
                 newest[key] = entry
     kept = [e for e in entries if e.status == "done" and e.model and e.alias]
     for (model, alias), entry in newest.items():
-        if aliases.get(model, {}).get(alias) == entry.version and entry.version is not None:
+        if entry.status == "pending" and entry.version is not None and aliases.get(model, {}).get(alias) == entry.version:
             kept.append(entry)
     return kept
 
@@ -139,6 +140,17 @@ class Deriver:
             wanted = [r for runs in run_ids.values() for r in runs]
             events += self._decision_events(event_facts.decided_runs(self._client, list(ids), run_ids=wanted), ids)
         return events + self.moves() + self.scorings()
+
+    def live_events(self, facts: Iterable[AuditEntry | Decision]) -> list[OutgoingEvent]:
+        """The events of facts the engine told as it committed them (no request): a staging move's
+        audit entry, a run's decision; the same events as a read of those facts gives."""
+        events: list[OutgoingEvent] = []
+        for fact in facts:
+            if isinstance(fact, AuditEntry):
+                events += [move_event(self.source, fact)] if fact.model and fact.alias else []
+            elif fact.decision in DECISIONS and fact.model:  # the engine always records the model
+                events.append(decision_event(self.source, fact, fact.model))
+        return events
 
     def _decision_events(self, facts: Sequence[Decision], ids: dict[str, str]) -> list[OutgoingEvent]:
         models = self._model_of()

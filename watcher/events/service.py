@@ -9,6 +9,12 @@ appended now, what was appended before is a no-op). After every poll the process
 that tick's decisions and the new audit entries and scoring runs, appends their events and wakes
 the delivery threads, so a slow receiver never delays registration.
 
+That after-tick read is the backstop. The engine tells each fact the moment it is committed
+(:meth:`EventsService.tell`, the session's ``facts`` sink: a staging move right after its alias
+request, a decision right after its tags): the fact is queued, and the *live* thread turns it into
+its event (the same id and sequence as the read back), appends it and wakes the deliveries at once,
+while the tick goes on.
+
 The outbox is a SQLite file (``events.outbox_path``) for a single replica, or the ``ha`` lock
 database: every replica appends (the same ids), and each output is delivered by the one replica
 holding that output's advisory lock.
@@ -16,6 +22,7 @@ holding that output's advisory lock.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +32,7 @@ from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine import TickReport
+from watcher.engine.facts import Fact
 from watcher.events.db import OutputLock, open_database
 from watcher.events.delivery import Delivery
 from watcher.events.facts import Deriver
@@ -66,11 +74,14 @@ class EventsService:
         self._deliveries = [Delivery(self.outbox, out, make_output(out, ui_url), OutputLock(lock_url, out.name),
                                      self._stop) for out in events.outputs]
         self._feeder = threading.Thread(target=self._feed, name="events-feeder", daemon=True)
+        self._live: queue.SimpleQueue[Fact | None] = queue.SimpleQueue()  # None: stop
+        self._appender = threading.Thread(target=self._append_live, name="events-live", daemon=True)
 
     def start(self) -> EventsService:
         for delivery in self._deliveries:
             delivery.start()
         self._feeder.start()
+        self._appender.start()
         log.info("events_started", outputs=[d.name for d in self._deliveries], source=self._deriver.source)
         return self
 
@@ -83,6 +94,20 @@ class EventsService:
                     if runs:
                         self._asked.setdefault(watch.experiment, set()).update(runs)
         self._kick.set()
+
+    def tell(self, fact: Fact) -> None:
+        """The engine's fact sink (the tick's thread or its decide pool): queued, never waits."""
+        self._live.put(fact)
+
+    def _append_live(self) -> None:
+        """The live thread: each committed fact's event appended as soon as it is told."""
+        while not self._stop.is_set():
+            told = [self._live.get()]
+            while not self._live.empty():
+                told.append(self._live.get_nowait())
+            facts = [f for f in told if f is not None]
+            if facts and not self._stop.is_set():
+                self._derive(partial(self._deriver.live_events, facts), "live")
 
     def _take(self) -> dict[str, list[str]]:
         with self._asked_lock:
@@ -137,6 +162,8 @@ class EventsService:
         self._stop.set()
         self._kick.set()
         self._feeder.join(timeout)
+        self._live.put(None)
+        self._appender.join(timeout)
         for delivery in self._deliveries:
             delivery.join(timeout)
         self.outbox.db.close()

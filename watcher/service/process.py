@@ -35,6 +35,8 @@ from starlette.routing import BaseRoute
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.console import Console
 from watcher.engine import TickReport
+from watcher.engine.facts import no_facts
+from watcher.engine.leftovers import settle_leftovers
 from watcher.events.service import EventsService, start_events
 from watcher.obs.logs import get_logger
 from watcher.scoring.engines import stop_engines
@@ -93,6 +95,7 @@ class Process:
         self._reloader = reloader
         self._console = self._make_console(config)
         self._events: EventsService | None = None
+        self._leftovers_settled = False
         self._parts = self._build(config, client, make_leader(config), kept=None)
         try:
             self._listen()
@@ -100,6 +103,7 @@ class Process:
             self._stop_parts()
             raise ServeError(str(exc)) from exc
         self._events = start_events(config, client, self.watches)  # issue 28: outgoing events
+        self._tell_events()
 
     def _build(self, config: WatcherConfig, client: MlflowClient, leader: Leader | None, kept: Parts | None) -> Parts:
         """Every part of one config, given the client and the leader; ``kept``: the parts whose
@@ -164,7 +168,22 @@ class Process:
         """The scheduler's job: apply a pending reload (between ticks), then poll."""
         if self._reloader is not None:
             self._reloader.apply_pending(self._parts.config, self._reload)
+        if not self._leftovers_settled:
+            self._settle_leftovers()
         return self._parts.poller.poll()
+
+    def _tell_events(self) -> None:
+        """The tick tells each committed fact to the events in force at once (issue 28), if any."""
+        self._state.session.facts = self._events.tell if self._events is not None else no_facts
+
+    def _settle_leftovers(self) -> None:
+        """Before the first tick: finish or abandon the daemon's own intents a killed process left
+        open (issue 28: a move redone after a kill -9 has one history entry, one event id)."""
+        try:
+            settle_leftovers(self._parts.client, self._parts.config)
+            self._leftovers_settled = True
+        except Exception as exc:  # noqa: BLE001 - the server is down: tried again before the next tick
+            log.warning("leftover_intents_failed", error=f"{type(exc).__name__}: {exc}")
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the config file before the next tick, which is asked for now."""
@@ -209,6 +228,7 @@ class Process:
             self._events = start_events(new, client, self.watches)
         elif self._events is None and "events" in changed:
             self._events = start_events(new, client, self.watches)
+        self._tell_events()
         if "http" in changed:
             self._listen()  # RuntimeError: config_reload_failed; the new config is in force for polling
 

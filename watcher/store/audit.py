@@ -218,6 +218,16 @@ def recent(client: MlflowClient, experiment: AuditTrail | str, model_name: str, 
     return order([_entry(run) for run in runs])
 
 
+def open_intents(client: MlflowClient, experiment: AuditTrail | str, by: str) -> list[AuditEntry]:
+    """Every intent (a RUNNING entry) written by ``by``, over all models, oldest first."""
+    exp_id = trail(experiment).find(client)
+    if exp_id is None:
+        return []
+    query = f"tags.`{keys.AUDIT_BY}` = '{by}' AND attributes.status = 'RUNNING'"
+    return order([_entry(run) for run in items(client.search_runs, [exp_id], query, max_results=PAGE,
+                                               order_by=["attributes.start_time ASC"])])
+
+
 def begin(client: MlflowClient, experiment: AuditTrail | str, move: AliasMove) -> AuditEntry:
     """Create the entry as an intent (a RUNNING run); :func:`finish_intent` makes it a recorded move."""
     at = now_iso(move.at_ms)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,13 +63,19 @@ def _gates(text: str | None) -> tuple[dict[str, Any], ...]:
     return tuple(g for g in value if isinstance(g, dict)) if isinstance(value, list) else ()
 
 
-def _decision(run: Run) -> Decision:
-    tags = run.data.tags
+def _decision(run: Run, written: Mapping[str, str] | None = None) -> Decision:
+    tags = {**run.data.tags, **(written or {})}
     end = run.info.end_time or 0
     return Decision(run_id=run.info.run_id, experiment_id=run.info.experiment_id, model=tags.get(keys.WATCH_MODEL),
                     decision=tags.get(keys.DECISION, ""), version=tags.get(keys.MODEL_VERSION) or None,
                     reason=tags.get(keys.REASON, ""), gates=_gates(tags.get(keys.GATES)),
                     decided_ms=parse_time_or_none(tags.get(keys.DECIDED_AT)) or end, end_ms=end)
+
+
+def recorded_decision(run: Run, written: Mapping[str, str]) -> Decision:
+    """The decision of ``run`` whose tags ``written`` were just recorded: the same value as
+    :func:`decided_runs` reads back (so the same event, with the same id and sequence)."""
+    return _decision(run, written)
 
 
 def decided_runs(client: MlflowClient, experiment_ids: Sequence[str], *, run_ids: Sequence[str] | None = None,

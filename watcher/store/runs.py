@@ -15,8 +15,10 @@ from watcher.store.registry import CrashHook, no_crash
 
 
 def record_decision(client: MlflowClient, run_id: str, decision: str, gates_json: str, reason: str = "",
-                    version: str | None = None, crash: CrashHook = no_crash, model_name: str | None = None) -> None:
-    """Write the run's decision tags in one request; the decision tag marks the run as done."""
+                    version: str | None = None, crash: CrashHook = no_crash,
+                    model_name: str | None = None) -> dict[str, str]:
+    """Write the run's decision tags in one request; the decision tag marks the run as done. Returns
+    the tags written (the committed decision: ``watcher.engine.facts`` tells it to outgoing events)."""
     tags = {
         keys.DECISION: decision,
         keys.GATES: truncate(gates_json, keys.RUN_TAG_LIMIT),
@@ -30,6 +32,7 @@ def record_decision(client: MlflowClient, run_id: str, decision: str, gates_json
         tags[keys.WATCH_MODEL] = model_name
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     crash("after_decision")
+    return tags
 
 
 def is_candidate(run: Run) -> bool:

@@ -56,4 +56,16 @@ EVENTS: tuple[EventSpec, ...] = (
        "Check the NATS server if events_nats_reconnected does not follow within a minute."),
     _e("events_nats_reconnected", "info", "daemon", "output",
        "The NATS output is connected again; pending events go out, in order per model."),
+    # ---- E3 ----
+    _e("leftover_intent_finished", "info", "daemon", "model_name alias version entry_id action",
+       "Before its first tick the daemon finished one of its own alias-move intents that a killed process left "
+       "open: the alias points at its version and nothing newer was recorded, so the move stands (one history "
+       "entry, one alias.moved event)."),
+    _e("leftover_intent_abandoned", "warning", "daemon", "model_name alias version current_version entry_id action",
+       "Before its first tick the daemon abandoned (KILLED) one of its own alias-move intents that a killed "
+       "process left open: the alias does not point at its version, or a newer entry was recorded since. It "
+       "leaves the history and gives no event.", "None: a redone move has its own entry and event."),
+    _e("leftover_intents_failed", "warning", "daemon", "error",
+       "The start-up look for the daemon's own leftover alias-move intents failed (the tracking server did "
+       "not answer); it is tried again before the next tick.", "Check the tracking server."),
 )
