@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,12 +20,14 @@ from events_receiver import Receiver
 from helpers import train
 from standardwebhooks import Webhook
 
+from watcher.cli import main
+
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + "c2VjcmV0LWZvci1ldmVudHMtdGVzdHMtMTIzNDU2"
 
 
 def _config(tmp_path: Path, uri: str, receiver: Receiver, experiment: str, model: str) -> Path:
-    text = (f"tracking_uri: {uri}\npoll_interval_seconds: 1\nlog: {{level: DEBUG}}\n"
+    text = (f"tracking_uri: {uri}\npoll_interval_seconds: 0.5\nlog: {{level: DEBUG}}\n"
             f"watches:\n  - experiment: {experiment}\n    model_name: {model}\n"
             "    gates: [{metric: recall, min: 0.0}]\n"
             f"events:\n  source: registry-watcher/test\n  outbox_path: {tmp_path / 'outbox.sqlite'}\n"
@@ -38,9 +38,13 @@ def _config(tmp_path: Path, uri: str, receiver: Receiver, experiment: str, model
     return path
 
 
-def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "watcher", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=120, check=False)
+def _cli(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
+    """The CLI in this process (the same code as ``registry-watcher``, without a second start-up):
+    (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main([*args, "--config", str(config)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def _data(request) -> dict:
@@ -52,7 +56,7 @@ def _of(requests, short: str) -> list:
 
 
 @pytest.mark.timeout(600)
-def test_moves_and_rejections_arrive_signed_and_replay_with_the_same_id(sqlite_server, tmp_path):
+def test_moves_and_rejections_arrive_signed_and_replay_with_the_same_id(sqlite_server, tmp_path, capsys):
     suffix = uuid.uuid4().hex[:8]
     experiment, model = f"events_{suffix}", f"events_model_{suffix}"
     mlflow.set_tracking_uri(sqlite_server)
@@ -79,20 +83,22 @@ def test_moves_and_rejections_arrive_signed_and_replay_with_the_same_id(sqlite_s
         assert rejected["decision"] == "rejected" and rejected["reasons"] and rejected["version"] is None
         assert rejected["gates"] and {"name", "passed", "detail"} <= set(rejected["gates"][0])
 
-        listed = _cli(config, "events", "list", "--output", "cd", "--state", "delivered", "--json")
-        assert listed.returncode == 0, listed.stderr
-        rows = {r["id"]: r for r in json.loads(listed.stdout)}
+        code, listed, err = _cli(capsys, config, "events", "list", "--output", "cd", "--state", "delivered", "--json")
+        assert code == 0, err
+        rows = {r["id"]: r for r in json.loads(listed)}
         assert rows[headers["ce-id"]]["state"] == "delivered" and rows[headers["ce-id"]]["type"] == "alias.moved"
 
         before = len(receiver.delivered())
-        replay = _cli(config, "events", "replay", "--output", "cd", "--since", headers["ce-time"].replace("Z", "+00:00"))
-        assert replay.returncode == 0, replay.stderr
+        code, _, err = _cli(capsys, config, "events", "replay", "--output", "cd", "--since",
+                            headers["ce-time"].replace("Z", "+00:00"))
+        assert code == 0, err
         again = receiver.wait(lambda got: any(r.headers["ce-id"] == headers["ce-id"] for r in got[before:]), 60,
                               "the replay")[before:]
         resent = next(r for r in again if r.headers["ce-id"] == headers["ce-id"])
         assert resent.headers["webhook-id"] == headers["ce-id"]
         assert Webhook(SECRET).verify(resent.body, resent.headers)["version"] == "1"
-        assert _cli(config, "events", "replay", "--output", "cd", "--since", "2026-01-01T00:00:00").returncode == 1
+        code, _, err = _cli(capsys, config, "events", "replay", "--output", "cd", "--since", "2026-01-01T00:00:00")
+        assert code == 1 and err.startswith("error:")  # --since needs an offset
     finally:
         daemon.stop()
         receiver.close()

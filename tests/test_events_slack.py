@@ -171,3 +171,28 @@ def test_unreachable_is_a_retry_without_the_url() -> None:
 def test_check_connects_without_posting(receiver: Receiver) -> None:
     assert slack(receiver.url).check() is None
     assert receiver.posts == []
+
+
+def test_url_env_reads_the_webhook_from_the_environment_and_keeps_it_secret(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from watcher.config.events import EventsConfig
+    from watcher.obs.redact import add_secrets, redact
+
+    monkeypatch.setenv("TEAM_CHAT_WEBHOOK", receiver.url)
+    config = SlackOutputConfig(name="team-chat", url_env="TEAM_CHAT_WEBHOOK", timeout_seconds=2)
+    assert "XXXXsecretXXXX" not in repr(config) + config.model_dump_json()  # the config holds a name only
+    events = EventsConfig(outputs=[config])
+    assert events.secret_values() == [receiver.url]
+    add_secrets(events.secret_values())  # as the daemon and the CLI do: logs never show it
+    assert "XXXXsecretXXXX" not in redact(f"posting to {receiver.url}")
+    output = SlackOutput(config, UI)
+    assert output.check() is None and output.send(moved()).outcome == "delivered"
+    assert receiver.posts[0]["path"] == SECRET_PATH
+    monkeypatch.delenv("TEAM_CHAT_WEBHOOK")
+    unset = SlackOutput(config, UI)
+    assert "TEAM_CHAT_WEBHOOK" in (unset.check() or "") and unset.send(moved()).outcome == "retry"
+    for both_or_neither in ({"url": receiver.url, "url_env": "X"}, {}):
+        with pytest.raises(ValidationError, match="exactly one of url and url_env"):
+            SlackOutputConfig(name="team-chat", **both_or_neither)

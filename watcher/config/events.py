@@ -107,8 +107,24 @@ class SlackOutputConfig(OutputBase):
 
     type: Literal["slack"] = "slack"
     """The output type."""
-    url: SecretStr
-    """The incoming-webhook URL (``https://hooks.slack.com/services/...``): a secret, never logged."""
+    url: SecretStr | None = None
+    """The incoming-webhook URL (``https://hooks.slack.com/services/...``): a secret, never logged or
+    printed. Prefer ``url_env``; exactly one of the two is given."""
+    url_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of the environment variable holding the webhook URL (read when the output starts), so the
+    secret stays out of the config file; its value is redacted like ``url``."""
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SlackOutputConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env (the webhook URL, or the variable holding it)")
+        return self
+
+    def url_value(self) -> str | None:
+        """The webhook URL: ``url``, else the variable named by ``url_env`` (None while it is unset)."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        return os.environ.get(self.url_env or "") or None
 
     def accepts(self, short_type: str, model: str, data: Mapping[str, Any]) -> bool:
         """Alias moves and rejected runs by default; a ``types`` list adds registered runs or scoring."""
@@ -157,7 +173,7 @@ class EventsConfig(Strict):
             if isinstance(out, HttpOutputConfig):
                 values += [v for v in (out.secret_value(), urlsplit(out.url).password) if v]
             elif isinstance(out, SlackOutputConfig):
-                values.append(out.url.get_secret_value())
+                values += [v for v in (out.url_value(),) if v]
             else:
                 values += [v for v in (urlsplit(out.url).password,) if v]
         return values

@@ -93,7 +93,8 @@ class SlackOutput:
     def __init__(self, config: SlackOutputConfig, ui_url: str | None = None) -> None:
         self.name = config.name
         self._config = config
-        self._url = config.url.get_secret_value()
+        self._url = config.url_value() or ""
+        self._missing = None if self._url else f"the environment variable {config.url_env} (url_env) is not set"
         self._text = SlackText(ui_url)
         self._session = requests.Session()
 
@@ -106,6 +107,8 @@ class SlackOutput:
         """POST the line of ``event`` (an event the output does not want counts as delivered, unsent)."""
         if not self.wants(event):
             return DeliveryResult("delivered", None)
+        if self._missing is not None:
+            return DeliveryResult("retry", self._missing)
         try:
             response = self._session.post(self._url, json={"text": self._text.render(event)},
                                           timeout=self._config.timeout_seconds)
@@ -120,6 +123,8 @@ class SlackOutput:
 
     def check(self) -> str | None:
         """A TCP (and TLS for https) connect to the webhook's host; nothing is posted."""
+        if self._missing is not None:
+            return self._missing
         error = reach(self._url, self._config.timeout_seconds)
         return self._masked(error) if error else None
 
