@@ -76,7 +76,7 @@ def test_once_fails_without_the_lock_database_and_says_standby_otherwise(trackin
     dead_lock = f"ha:\n  lock_url: postgresql://postgres@127.0.0.1:{free_port()}/test\n  connect_timeout_seconds: 1\n"
     assert main(["once", "--config", _write(tmp_path, base + dead_lock)]) == 1
     out = capsys.readouterr()
-    assert "lock database is unreachable: acted on nothing" in out.out and "standby:" not in out.out
+    assert "error: the ha lock database is unreachable: acted on nothing" in out.err and "standby:" not in out.out
     with psycopg.connect(LOCK_URL, autocommit=True) as other:  # another replica leads the model
         other.execute("SELECT pg_advisory_lock(%s)", (lock_key(model),))
         assert main(["once", "--config", _write(tmp_path, base + f"ha:\n  lock_url: {LOCK_URL}\n")]) == 0

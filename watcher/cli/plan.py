@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from watcher.config import WatchConfig, WatcherConfig
 
@@ -43,6 +43,31 @@ class FleetPlan:
     """The watched (and tagged) registered models that exist, by name, as read in one batch."""
 
 
+class OneCommandReads:
+    """A client for one read-only command: a search asked again with the same arguments (the
+    discovery's own tagged-experiment search and model read, after :func:`plan`'s) is answered from
+    the first answer; every other call goes to the client. Never kept beyond the command."""
+
+    MEMO = ("search_experiments", "search_registered_models")
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+        self._answers: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if name not in self.MEMO:
+            return found
+
+        def once(*args: Any, **kwargs: Any) -> Any:
+            key = repr((name, args, sorted(kwargs.items())))
+            if key not in self._answers:
+                self._answers[key] = found(*args, **kwargs)
+            return self._answers[key]
+
+        return once
+
+
 def plan(client: MlflowClient, config: WatcherConfig, workers: int = 8) -> FleetPlan:
     """The watches and refusals of ``config`` against the server now: the daemon's discovery (the
     decision ``watcher.engine.discovery.plan_watches`` makes), with each watch's source and experiment
@@ -55,6 +80,7 @@ def plan(client: MlflowClient, config: WatcherConfig, workers: int = 8) -> Fleet
     from watcher.store import batch_reads, experiments
     from watcher.store.decision_reads import each
 
+    client = cast("MlflowClient", OneCommandReads(client))
     names = {w.model_name for w in config.watches}
     if config.discover is not None:
         tag = config.discover.tag
