@@ -7,6 +7,8 @@
   interrupted by a kill -9 and finished later has one id); key ``audit:<entry id>``, time = the
   entry's start (ms), sequence = that time, then the version.
 * ``scoring.finished``: a scoring run that ended; key ``scoring:<run id>``, time = its end.
+* ``approval.changed``: each state an approval request reached (``watcher.events.approval_facts``),
+  read through the process's approvals board when it has one.
 
 :class:`Deriver` reads them (``watcher.store.event_facts``, the audit trail): after a tick (the
 tick's decided run ids, the audit entries and scoring runs since its watermarks, minus an overlap)
@@ -17,17 +19,22 @@ fact and its append left out; appending is idempotent by id).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.config.events import EVENT_TYPE_PREFIX, default_source
+from watcher.events.approval_facts import approval_events
 from watcher.events.model import OutgoingEvent, event_id, sequence_of
 from watcher.store import batch_reads, event_facts, experiments, registry
 from watcher.store.audit import AuditEntry
 from watcher.store.event_facts import Decision, Scoring
+
+if TYPE_CHECKING:
+    from watcher.approvals.board import Board
 
 OVERLAP_MS = 300_000
 """Audit entries and scoring runs up to 5 minutes before the newest seen are read again (a lagging
@@ -98,9 +105,11 @@ def committed(entries: Sequence[AuditEntry], aliases: dict[str, dict[str, str]])
 class Deriver:
     """Reads the facts behind events, with watermarks kept across ticks (one per process)."""
 
-    def __init__(self, client: MlflowClient, config: WatcherConfig, watches: Iterable[WatchConfig]) -> None:
+    def __init__(self, client: MlflowClient, config: WatcherConfig, watches: Iterable[WatchConfig],
+                 board: Callable[[], Board | None] = lambda: None) -> None:
         assert config.events is not None
         self._client = client
+        self._board = board
         self._config = config
         self._watches = list(watches)
         self.source = config.events.source or default_source(config.tracking_uri)
@@ -130,7 +139,7 @@ class Deriver:
         self._audit_mark = self._scoring_mark = since + OVERLAP_MS
         ids = self._experiment_ids(w.experiment for w in self._watches)
         facts = event_facts.decided_runs(self._client, list(ids), since_end_ms=since)
-        return self._decision_events(facts, ids) + self.moves() + self.scorings()
+        return self._decision_events(facts, ids) + self.moves() + self.scorings() + self.approvals()
 
     def tick_facts(self, run_ids: dict[str, list[str]]) -> list[OutgoingEvent]:
         """The decisions of a tick (experiment name -> decided run ids), then new moves and scorings."""
@@ -139,7 +148,7 @@ class Deriver:
             ids = self._experiment_ids(run_ids)
             wanted = [r for runs in run_ids.values() for r in runs]
             events += self._decision_events(event_facts.decided_runs(self._client, list(ids), run_ids=wanted), ids)
-        return events + self.moves() + self.scorings()
+        return events + self.moves() + self.scorings() + self.approvals()
 
     def live_events(self, facts: Iterable[AuditEntry | Decision]) -> list[OutgoingEvent]:
         """The events of facts the engine told as it committed them (no request): a staging move's
@@ -174,6 +183,15 @@ class Deriver:
             models = batch_reads.models_by_name(self._client, pending)
             aliases = {name: registry.aliases_of(model) for name, model in models.items()}
         return [move_event(self.source, e) for e in committed(found, aliases)]
+
+    def approvals(self) -> list[OutgoingEvent]:
+        """``approval.changed`` of every request of the models with approvals (their records, read
+        only: one request per such model), when the process has an approvals board."""
+        board = self._board()
+        if board is None:
+            return []
+        return [event for watch in board.approval_watches()
+                for event in approval_events(self.source, board.model_views(watch.model_name, settle=False))]
 
     def scorings(self) -> list[OutgoingEvent]:
         """``scoring.finished`` of the scoring runs that ended since the watermark (minus the overlap)."""

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
@@ -41,6 +42,9 @@ from watcher.events.outbox import Outbox
 from watcher.events.outputs import make_output
 from watcher.obs.logs import get_logger
 from watcher.obs.redact import add_secrets
+
+if TYPE_CHECKING:
+    from watcher.approvals.board import Board
 
 log = get_logger("watcher.events")
 RETRY_SECONDS = 5.0
@@ -57,7 +61,7 @@ class EventsService:
     """The outbox, its feeder and the delivery threads of one config."""
 
     def __init__(self, client: MlflowClient, config: WatcherConfig, watches: Callable[[], list[WatchConfig]],
-                 ui_url: str | None = None) -> None:
+                 ui_url: str | None = None, board: Callable[[], Board | None] = lambda: None) -> None:
         assert config.events is not None
         events = config.events
         add_secrets(events.secret_values())
@@ -69,7 +73,7 @@ class EventsService:
         self._asked_lock = threading.Lock()
         self.outbox = open_outbox(config)
         self._first_seen = self.outbox.first_seen([o.name for o in events.outputs])
-        self._deriver = Deriver(client, config, watches())
+        self._deriver = Deriver(client, config, watches(), board)
         lock_url = config.ha.lock_url if config.ha else None
         self._deliveries = [Delivery(self.outbox, out, make_output(out, ui_url), OutputLock(lock_url, out.name),
                                      self._stop) for out in events.outputs]
@@ -170,9 +174,10 @@ class EventsService:
         log.info("events_stopped")
 
 
-def start_events(config: WatcherConfig, client: MlflowClient,
-                 watches: Callable[[], list[WatchConfig]]) -> EventsService | None:
-    """The started events service of ``config``; None without an ``events`` block or outputs."""
+def start_events(config: WatcherConfig, client: MlflowClient, watches: Callable[[], list[WatchConfig]],
+                 board: Callable[[], Board | None] = lambda: None) -> EventsService | None:
+    """The started events service of ``config``; None without an ``events`` block or outputs.
+    ``board``: the process's approvals board, once it has one (``approval.changed`` events)."""
     if config.events is None or not config.events.outputs:
         return None
-    return EventsService(client, config, watches, ui_url=config.ui_url).start()
+    return EventsService(client, config, watches, ui_url=config.ui_url, board=board).start()

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from starlette.routing import BaseRoute
@@ -53,6 +54,9 @@ from watcher.service.watch_set import WatchSet
 from watcher.service.watches_api import watch_routes
 from watcher.service.webhooks import Receiver
 from watcher.store.client import make_client
+
+if TYPE_CHECKING:
+    from watcher.approvals.board import Board
 
 log = get_logger("watcher.daemon")
 
@@ -102,7 +106,7 @@ class Process:
         except RuntimeError as exc:
             self._stop_parts()
             raise ServeError(str(exc)) from exc
-        self._events = start_events(config, client, self.watches)  # issue 28: outgoing events
+        self._events = start_events(config, client, self.watches, self._board)  # issue 28: outgoing events
         self._tell_events()
 
     def _build(self, config: WatcherConfig, client: MlflowClient, leader: Leader | None, kept: Parts | None) -> Parts:
@@ -172,6 +176,10 @@ class Process:
             self._settle_leftovers()
         return self._parts.poller.poll()
 
+    def _board(self) -> Board | None:
+        """The approvals board in force (issue 27), for ``approval.changed`` events (issue 28)."""
+        return self._state.session.approvals
+
     def _tell_events(self) -> None:
         """The tick tells each committed fact to the events in force at once (issue 28), if any."""
         self._state.session.facts = self._events.tell if self._events is not None else no_facts
@@ -225,9 +233,9 @@ class Process:
         self._parts = self._build(new, client, leader, kept=old if "http" not in changed else None)
         if self._events is not None and {"events", "tracking_uri", "ha"} & set(changed):
             self._events.stop()
-            self._events = start_events(new, client, self.watches)
+            self._events = start_events(new, client, self.watches, self._board)
         elif self._events is None and "events" in changed:
-            self._events = start_events(new, client, self.watches)
+            self._events = start_events(new, client, self.watches, self._board)
         self._tell_events()
         if "http" in changed:
             self._listen()  # RuntimeError: config_reload_failed; the new config is in force for polling
