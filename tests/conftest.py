@@ -126,7 +126,7 @@ def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         os.environ[LOCAL_ARTIFACT_ROOT] = previous
 
 
-LOCK_DB_MODULES = {"test_cli_ops", "test_fleet_replicas", "test_leader", "test_probes"}
+LOCK_DB_MODULES = {"test_cli_ops", "test_events_ha", "test_fleet_replicas", "test_leader", "test_probes"}
 """Modules whose replicas join the lock database's groups (``ha``, often the default group)."""
 MODULE_FIXTURE_MODULES = {"test_approvals", "test_console_browser", "test_docs", "test_run_events", "test_run_events_plugin", "test_run_events_workers", "test_spark", "test_webhooks"}
 """Modules with an expensive module or session fixture of their own (a server, a Spark JVM, a site build)."""
