@@ -116,11 +116,13 @@ def recorder() -> Iterator[Recorder]:
     receiver.server.shutdown()
 
 
-def _server(tmp_path: Path, recorder: Recorder, workers: int, extra: tuple[str, ...] = ()):  # noqa: ANN202
+def _server(tmp_path: Path, recorder: Recorder, workers: int, gunicorn_opts: str | None = None):  # noqa: ANN202
+    """``gunicorn_opts``: ``--gunicorn-opts``, given as MLflow's own ``MLFLOW_GUNICORN_OPTS`` (the same option)."""
     return start_mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, timeout_s=180,
-                               app_name="registry-watcher", workers=workers, extra_args=extra,
+                               app_name="registry-watcher", workers=workers,
                                env={**ENV, "REGISTRY_WATCHER_RUN_EVENTS_URL": recorder.url,
-                                    "REGISTRY_WATCHER_RUN_EVENTS_SECRET": SECRET})
+                                    "REGISTRY_WATCHER_RUN_EVENTS_SECRET": SECRET,
+                                    **({"MLFLOW_GUNICORN_OPTS": gunicorn_opts} if gunicorn_opts else {})})
 
 
 def test_every_uvicorn_worker_of_four_announces_the_runs_it_ends(tmp_path: Path, recorder: Recorder) -> None:
@@ -139,7 +141,7 @@ def test_gunicorn_opts_preload_every_worker_announces_and_mlflows_workers_flag_w
     with ``--preload``, and each forked worker starts its own delivery thread). MLflow appends its
     own ``-w <--workers>`` after the options, so a ``--workers`` inside ``--gunicorn-opts`` is
     overridden: 3 workers here, not 2."""
-    proc, uri = _server(tmp_path, recorder, 3, ("--gunicorn-opts", "--workers 2 --timeout 60 --preload"))
+    proc, uri = _server(tmp_path, recorder, 3, "--workers 2 --timeout 60 --preload")
     try:
         assert b"gunicorn" in b"".join(_cmdline(p) for p in _children(proc.pid))
         _each_worker_announces(proc, uri, recorder, 3)

@@ -48,14 +48,13 @@ def free_port() -> int:
 def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120, *, port: int | None = None,
                         env: dict[str, str] | None = None,
                         artifacts_destination: str | None = None, app_name: str | None = None,
-                        workers: int = 1, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
+                        workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``mlflow server`` on ``backend_uri`` with artifacts under ``workdir``; wait for /health.
 
     ``port`` (default: a free one) lets a test restart a server on the same address; ``env`` is
     added to the server's environment (e.g. ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS``);
     ``artifacts_destination`` replaces ``workdir/artifacts`` (e.g. ``s3://bucket/prefix``);
-    ``app_name`` is ``--app-name`` (an ``mlflow.app`` plugin, e.g. ``registry-watcher``);
-    ``extra_args`` are added to the command (e.g. ``("--gunicorn-opts", "--timeout 60")``). The
+    ``app_name`` is ``--app-name`` (an ``mlflow.app`` plugin, e.g. ``registry-watcher``). The
     server runs in its own process group, so :func:`stop` and :func:`kill` also end its uvicorn
     and job children.
     """
@@ -65,8 +64,7 @@ def start_mlflow_server(backend_uri: str, workdir: Path, timeout_s: float = 120,
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", artifacts_destination or str(workdir / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), *(["--app-name", app_name] if app_name else []),
-         *extra_args],
+         "--port", str(port), "--workers", str(workers), *(["--app-name", app_name] if app_name else [])],
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
         env={**os.environ, "MLFLOW_CONFIGURE_LOGGING": "true", **(env or {})},
         start_new_session=True,

@@ -9,7 +9,7 @@
   an alias or tag write, so nothing cheaper can tell) within ``ceil(models / MODEL_WINDOW)``
   ticks. A watch that takes its candidate path with a model not read in this tick reads it
   afresh first (``Snapshot.fresh``).
-* :class:`QuietWatches`: a watch whose last visit did nothing is not visited again while nothing
+* ``watcher.engine.quiet.QuietWatches``: a watch whose last visit did nothing is not visited again while nothing
   it reads has changed: the same watch settings, the same model (:attr:`ModelCache.generation`),
   the same audit entries of its model (``AuditCache.stamp``), no run to decide, no run event, no
   ``ha`` lock to check, no approval board and no scoring failure waiting for its retry time. Its
@@ -19,20 +19,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Set
+from collections.abc import Collection, Iterable, Set
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 
-from watcher.config import WatchConfig
-from watcher.engine.report import WatchReport
-from watcher.store import batch_reads, keys, registry
-
-if TYPE_CHECKING:
-    from watcher.engine.session import Session
-    from watcher.engine.snapshot import Snapshot
+from watcher.store import batch_reads, registry
 
 MODEL_WINDOW = 100
 """Models re-read per tick beside those with work: a fleet up to this size is read whole each tick."""
@@ -82,7 +75,10 @@ class ModelCache:
         self.dirty.difference_update(names)
         return frozenset(due) | frozenset(done)
 
-    def view(self, names: Iterable[str]) -> dict[str, RegisteredModel]:
+    def view(self, names: Set[str]) -> dict[str, RegisteredModel]:
+        """The models of ``names`` that exist (a copy: the snapshot outlives the tick)."""
+        if self.models.keys() <= names:  # the usual case: the cache holds the fleet and nothing else
+            return dict(self.models)
         return {name: self.models[name] for name in names if name in self.models}
 
     def _window(self, names: Set[str]) -> tuple[str, ...]:
@@ -107,57 +103,3 @@ class ModelCache:
                                                     and _content(old) != _content(model)):
                 self.generation[name] = self.generation.get(name, 0) + 1
         self.asked.update(names)
-
-
-@dataclass(frozen=True)
-class _Mark:
-    """What a visit that did nothing saw: the watch's settings, its model's generation, its audit stamp."""
-
-    watch: WatchConfig
-    model: int
-    audit: tuple[int, int]
-
-
-@dataclass
-class QuietWatches:
-    """The watches whose last visit did nothing, with what that visit saw."""
-
-    marks: dict[tuple[str, str], _Mark] = field(default_factory=dict)
-
-    def visit(self, client: MlflowClient, watch: WatchConfig, snap: Snapshot, session: Session,
-              visit: Callable[[], WatchReport], *, asked: Callable[[str], bool] | None, ha: bool) -> WatchReport:
-        """``visit()`` unless the watch is quiet (then an empty report); remembers what a visit that
-        did nothing saw. A visit that did anything, or changed its model's audit stamp (an alias
-        step wrote or read anew), has its model read again next tick."""
-        name, models, audit = watch.model_name, session.models, session.audit
-        key = (name, watch.experiment)
-        mark = self.marks.pop(key, None)
-        generation = models.generation.get(name, 0)
-        model = models.models.get(name)
-        if mark is not None and model is not None and not ha and mark.model == generation \
-                and not snap.has_candidates(watch) and not (asked is not None and asked(watch.experiment)) \
-                and (mark.watch is watch or mark.watch == watch) and _eligible(watch, model) \
-                and (name, watch.production_alias) in session.migrated \
-                and audit.catch_up(client) and mark.audit == audit.stamp(name):
-            self.marks[key] = mark
-            return WatchReport(name, watch.experiment)
-        before = audit.stamp(name)
-        report = visit()
-        if model is not None and _did_nothing(report) and audit.stamp(name) == before:
-            self.marks[key] = _Mark(watch, generation, before)
-        else:
-            models.dirty.add(name)
-        return report
-
-
-def _eligible(watch: WatchConfig, model: RegisteredModel | None) -> bool:
-    """Whether nothing but a change of its inputs can give the watch work (no approval board, no
-    scoring failure whose retry time may come)."""
-    if watch.approval is not None or model is None:
-        return False
-    return watch.scoring is None or keys.SCORING_FAILURE not in (model.tags or {})
-
-
-def _did_nothing(report: WatchReport) -> bool:
-    return not (report.registered or report.rejected or report.scored or report.queued or report.errors
-                or report.poll_failed or report.standby or report.failure)

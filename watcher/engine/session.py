@@ -17,7 +17,8 @@ from mlflow import MlflowClient
 
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine.facts import FactSink, no_facts
-from watcher.engine.fleet_memo import ModelCache, QuietWatches
+from watcher.engine.fleet_memo import ModelCache
+from watcher.engine.quiet import QuietWatches
 from watcher.engine.snapshot import AuditCache
 from watcher.store import experiments
 from watcher.store.experiments import ExperimentIds
@@ -60,7 +61,7 @@ class Session:
     """The newest audit entries per (model, alias), so a settled alias costs no request."""
     models: ModelCache = field(default_factory=ModelCache)
     """The watched registered models, re-read in a rolling window (``watcher.engine.fleet_memo``)."""
-    quiet: QuietWatches = field(default_factory=QuietWatches)
+    quiet: QuietWatches = field(init=False)
     """The watches whose last visit did nothing: not visited while nothing they read changed."""
     refusals_said: set[tuple[str, str]] = field(default_factory=set)
     """(experiment, owner experiment id) pairs whose registration-time ``watch_refused`` was said."""
@@ -68,6 +69,10 @@ class Session:
     """The approvals board (issue 27), shared with the daemon's API; made on first use when None."""
     facts: FactSink = no_facts
     """Told each committed staging move and decision at once (issue 28: the outgoing events' outbox)."""
+
+
+    def __post_init__(self) -> None:
+        self.quiet = QuietWatches(self.models, self.audit, self.migrated)
 
 
 def always() -> bool:

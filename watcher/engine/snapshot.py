@@ -78,8 +78,7 @@ class AuditCache:
             return True
         try:
             self.refresh(client, self.due)
-        except Exception as exc:  # noqa: BLE001 - said where the watch meets it again
-            log.debug("audit_catch_up_failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the watch is visited and meets the error in its alias step, where it is said
             return False
         self.due = None
         return True
@@ -151,9 +150,10 @@ class Snapshot:
     """Names of the models read in this tick. Any other comes from an earlier tick
     (``watcher.engine.fleet_memo``): a watch acting on its runs reads it again first."""
 
-    def is_fresh(self, model_name: str) -> bool:
-        """Whether the model was read in this tick."""
-        return model_name in self.fresh
+    def read_again(self, model_name: str, ha: bool) -> bool:
+        """Whether a watch acting on its runs reads its model again first: under ``ha`` (another
+        replica may have moved on), or when the model was not read in this tick."""
+        return ha or model_name not in self.fresh
 
     def has_candidates(self, watch: WatchConfig) -> bool:
         """Whether the watch's experiment may hold a run to decide (unknown counts as yes)."""
@@ -171,7 +171,9 @@ def snapshot(client: MlflowClient, config: WatcherConfig, watches: Sequence[Watc
     lazily, at the tick's first alias step (:meth:`AuditCache.expire`). With ``models`` (the
     daemon's :class:`~watcher.engine.fleet_memo.ModelCache`) the models are kept across ticks and
     only the due ones are read again, after the search for work, so that theirs are among them."""
-    ids = {w.experiment: found for w in watches if (found := known.find(client, w.experiment)) is not None}
+    ids = known.cached_many(client, {w.experiment for w in watches})  # one lock for the fleet, then the unknown ones
+    ids.update((w.experiment, found) for w in watches
+               if w.experiment not in ids and (found := known.find(client, w.experiment)) is not None)
     names = {w.model_name for w in watches}
     if models is None:
         held = batch_reads.models_by_name(client, names)
@@ -204,16 +206,7 @@ def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchCo
         exp_id = ids.get(watch.experiment)
         if exp_id is None:
             continue
-        model = models.get(watch.model_name)
-        key = (watch.model_name, exp_id, overlap)
-        held = memo.get(key) if memo is not None else None
-        if held is not None and held[0] is model:  # the same model object as last tick: the same tags
-            start = held[1]
-        else:
-            tags = registry.tags_of(model) if model is not None else {}
-            start = max(read_cursor(tags, exp_id) - overlap, window_start(tags, exp_id))  # a new watch's window
-            if memo is not None:
-                memo[key] = (model, start)
+        start = _start(models.get(watch.model_name), watch.model_name, exp_id, overlap, memo)
         since = groups.setdefault(watch.run_filter, {})
         since[exp_id] = min(since.get(exp_id, start), start)
     busy: set[str] = set()
@@ -229,3 +222,18 @@ def _busy(client: MlflowClient, config: WatcherConfig, watches: Sequence[WatchCo
         busy.update(exp_id for exp_id, runs in found.items()
                     if exp_id in since and any(end >= since[exp_id] for _run, end in runs))
     return busy
+
+
+def _start(model: RegisteredModel | None, name: str, exp_id: str, overlap: int,
+           memo: dict[tuple[str, str, int], tuple[RegisteredModel | None, int]] | None) -> int:
+    """Where a watch's search starts: its cursor less the overlap, or its onboarding window's start;
+    from ``memo`` while the model is the same object as last tick (the same tags)."""
+    key = (name, exp_id, overlap)
+    held = memo.get(key) if memo is not None else None
+    if held is not None and held[0] is model:
+        return held[1]
+    tags = registry.tags_of(model) if model is not None else {}
+    start = max(read_cursor(tags, exp_id) - overlap, window_start(tags, exp_id))  # a new watch's window
+    if memo is not None:
+        memo[key] = (model, start)
+    return start

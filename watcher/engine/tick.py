@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
@@ -88,7 +89,8 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
     try:
         readable, failed = resolve(client, watches, session.experiments)
         snap, unread = read_fleet(lambda part: snapshot(client, config, part, session.experiments, session.search,
-                                                        session.audit, scan=options.scan), readable)
+                                                        session.audit, scan=options.scan, models=session.models),
+                                 readable)
     except Exception as exc:  # noqa: BLE001 - the fleet read failed: every watch failed with it
         _fleet_read_failed(report, watches, exc)
         return report
@@ -100,8 +102,10 @@ def reconcile_once(client: MlflowClient, config: WatcherConfig, *, session: Sess
         if options.stop.is_set():
             report.stopped_early = True
             break
-        ctx = WatchContext(client, config, watch, crash, _holds(leader, watch.model_name), options.stop)
-        wr = _visit(ctx, snap, session, leader, options, now)
+        wr = session.quiet.quiet(client, watch, snap, asked=options.asked, ha=leader is not None)
+        if wr is None:  # not quiet (its last visit did something, or what it reads changed): visited
+            ctx = WatchContext(client, config, watch, crash, _holds(leader, watch.model_name), options.stop)
+            wr = session.quiet.visited(watch, partial(_visit, ctx, snap, session, leader, options, now))
         wr.experiment_id = snap.experiment_ids.get(watch.experiment)
         report.watches.append(wr)
     report.stopped_early = report.stopped_early or options.stop.is_set()
@@ -134,8 +138,8 @@ def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchRep
     if model is None:
         model = ensure_registered_model(client, watch.model_name)  # created (or refused: a prompt)
     if snap.has_candidates(watch) or (options.asked is not None and options.asked(watch.experiment)):
-        if ha:
-            model = get_model(client, watch.model_name)  # read again under the lock: another replica may have moved on
+        if snap.read_again(watch.model_name, ha):  # under the lock another replica may have moved on
+            model = get_model(client, watch.model_name)
         before = len(wr.errors)
         reconcile_watch(ctx, model, session, wr)
         if len(wr.errors) > before:  # a run's gates raised or its registry writes failed (counted on the run)

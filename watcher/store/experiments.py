@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from mlflow import MlflowClient
 
@@ -38,6 +38,12 @@ class ExperimentIds:
         """The id of ``name`` when already known (no request)."""
         with self._lock:
             return self._ids.get((_uri(client), name))
+
+    def cached_many(self, client: MlflowClient, names: Iterable[str]) -> dict[str, str]:
+        """Name -> id of those of ``names`` already known (no request; one lock for all: a fleet's tick)."""
+        uri = _uri(client)
+        with self._lock:
+            return {name: found for name in names if (found := self._ids.get((uri, name))) is not None}
 
     def remember(self, client: MlflowClient, ids: Mapping[str, str]) -> None:
         """Keep name -> id pairs learnt elsewhere (discovery's search), so no tick looks them up."""
