@@ -42,7 +42,6 @@ SAME_CONCEPT = {
     "dispatch": "route a parsed CLI verb (top level, the webhooks sub-verbs)",
     "explain": "the explain verb prints what cli.explain.explain finds",
     "after_tick": "each part's hook at the end of a tick (the console's, the outgoing events'), called by the process",
-    "routes": "each capability's Starlette routes, composed by the process into build_app",
     "install": "the webhooks install verb prints what store.webhooks.install did",
     "uninstall": "the webhooks uninstall verb prints what store.webhooks.uninstall did",
     # issue 28: the Output protocol (watcher.events.model) and its implementations (http, nats, slack)

@@ -35,7 +35,7 @@ class ApiResponse:
     body: Any
 
     @property
-    def ok(self) -> bool:
+    def is_success(self) -> bool:
         return 200 <= self.status < 300
 
     @property

@@ -68,7 +68,7 @@ def _request_line(row: dict[str, Any]) -> str:
 def _listing(config: WatcherConfig, args: argparse.Namespace) -> int:
     query = "&".join(f"{k}={v}" for k, v in (("model", args.model), ("state", args.state)) if v)
     resp = api_request(config, "GET", "/api/v1/approvals" + (f"?{query}" if query else ""))
-    if not resp.ok:
+    if not resp.is_success:
         return _failed(resp)
     rows = resp.body or []
     say(json.dumps(rows, indent=2) if args.json else "\n".join(_request_line(r) for r in rows) or "(no approval requests)")
@@ -77,7 +77,7 @@ def _listing(config: WatcherConfig, args: argparse.Namespace) -> int:
 
 def _vote(config: WatcherConfig, args: argparse.Namespace) -> int:
     resp = api_request(config, "GET", f"/api/v1/approvals?model={args.model}")
-    if not resp.ok:
+    if not resp.is_success:
         return _failed(resp)
     mine = [r for r in resp.body or [] if str(r.get("version")) == str(args.version)]
     if not mine:
@@ -89,7 +89,7 @@ def _vote(config: WatcherConfig, args: argparse.Namespace) -> int:
         return 1
     resp = api_request(config, "POST", f"/api/v1/approvals/{newest['id']}/{args.verb}",
                        {"comment": args.comment or ""}, headers=credentials())
-    if not resp.ok:
+    if not resp.is_success:
         return _failed(resp)
     row = resp.body
     say(f"{args.model} v{args.version}: {args.verb} recorded; the request is {row['state']} "
@@ -104,7 +104,7 @@ def _move(config: WatcherConfig, client: MlflowClient, args: argparse.Namespace,
     if args.verb == "rollback":
         resp = api_request(config, "POST", "/api/v1/approvals/rollback",
                            {"model": args.model, "to": args.version, "reason": args.reason}, headers=credentials())
-        if resp.ok and resp.body.get("break_glass"):
+        if resp.is_success and resp.body.get("break_glass"):
             entry = resp.body["entry"]
             say(f"{args.model}: production -> v{entry['version']} at once (break-glass rollback, recorded and alerted)")
             return 0
@@ -119,7 +119,7 @@ def _move(config: WatcherConfig, client: MlflowClient, args: argparse.Namespace,
                 return 1
         resp = api_request(config, "POST", "/api/v1/approvals",
                            {"model": args.model, "version": str(version), "reason": args.reason}, headers=credentials())
-    if not resp.ok:
+    if not resp.is_success:
         return _failed(resp)
     row = resp.body
     say(f"{args.model} v{row['version']}: production request {row['id']} is {row['state']}; it needs "

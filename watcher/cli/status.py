@@ -69,7 +69,7 @@ def daemon_states(config: WatcherConfig) -> tuple[list[dict[str, Any]] | None, s
         answer = api_request(config, "GET", "/api/v1/watches", timeout_s=STATE_TIMEOUT_S)
     except ApiUnavailable as exc:
         return None, str(exc)
-    if not answer.ok or not isinstance(answer.body, dict) or not isinstance(answer.body.get("watches"), list):
+    if not answer.is_success or not isinstance(answer.body, dict) or not isinstance(answer.body.get("watches"), list):
         return None, f"the daemon's API answered {answer.status}: {answer.detail[:200]}"
     return [w for w in answer.body["watches"] if isinstance(w, dict)], f"from the daemon at {api_url(config)}"
 

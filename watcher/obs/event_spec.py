@@ -17,6 +17,6 @@ class EventSpec:
     emitter: str  # "daemon" | "cli" | "both"
 
 
-def event(name: str, level: str, emitter: str, fields: str, meaning: str, action: str = "nothing") -> EventSpec:
+def event_spec(name: str, level: str, emitter: str, fields: str, meaning: str, action: str = "nothing") -> EventSpec:
     """An :class:`EventSpec` with its fields given as one space-separated string."""
     return EventSpec(name, level, tuple(fields.split()), meaning, action, emitter)

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from watcher.obs.catalogue import approvals, console, fleet, outgoing
 from watcher.obs.event_spec import EventSpec
-from watcher.obs.event_spec import event as _e
+from watcher.obs.event_spec import event_spec as _e
 
 
 _OUTAGE = "Debug while the tracking server is unreachable (the outage is said once by tracking_server_unreachable)."

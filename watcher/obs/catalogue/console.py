@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.obs.event_spec import EventSpec
-from watcher.obs.event_spec import event as _e
+from watcher.obs.event_spec import event_spec as _e
 
 EVENTS: tuple[EventSpec, ...] = (
     _e("console_provider_failed", "warning", "daemon", "error provider",
