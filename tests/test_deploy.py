@@ -20,9 +20,11 @@ from kustomize_lite import normalized, render
 from prometheus_client import REGISTRY
 
 from watcher.config import load_config
-from watcher.obs import metrics
-from watcher.obs import metrics_approvals  # noqa: F401 - its series are exported too
-from watcher.obs import metrics_events  # noqa: F401 - its series are exported too (issue 28)
+from watcher.obs import (
+    metrics,
+    metrics_approvals,  # noqa: F401 - its series are exported too
+    metrics_events,  # noqa: F401 - its series are exported too (issue 28)
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "kubernetes"

@@ -133,8 +133,8 @@ def break_glass(client: MlflowClient, service: ApprovalService, watch: WatchConf
         raise service.refuse(400, "a break-glass rollback needs a reason", action="rollback", by=caller.username,
                              model=watch.model_name, version=target)
     rec = service.break_glass_record(caller, watch.model_name, target, reason)
-    entry = promotion.promote(client, watch, target, reason, caller.username, action="rollback",
-                              audit_experiment=audit_experiment,
+    entry = promotion.rollback(client, watch, target, reason, caller.username,
+                               audit_experiment=audit_experiment,
                               approval=approval_json(f"break_glass:{rec.request_id}", caller.username, None))
     log.error("production_rolled_back_break_glass", model_name=watch.model_name, version=target,
               previous_version=entry.previous, by=caller.username, reason=reason, entry_id=entry.id)

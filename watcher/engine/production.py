@@ -7,6 +7,7 @@ entry's stable ``id`` (``watcher.scoring.runner``), so every change is scored ex
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
@@ -34,10 +35,18 @@ def polices_staging(watch: WatchConfig) -> bool:
     return watch.staging_policy != "record"
 
 
+@dataclass(frozen=True)
+class ProductionAids:
+    """What the daemon lends :func:`reconcile_production`: its scoring hand-off, its audit cache, the model's
+    approval board (a watch with ``approval``). The CLI and ``once`` lend none."""
+
+    handoff: Handoff | None = None
+    cache: AuditCache | None = None
+    board: Board | None = None
+
+
 def reconcile_production(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, wr: WatchReport,
-                         now: float, audit_experiment: str,
-                         handoff: Handoff | None = None, cache: AuditCache | None = None,
-                         board: Board | None = None) -> None:
+                         now: float, audit_experiment: str, aids: ProductionAids = ProductionAids()) -> None:
     """Settle production (and staging, when protected) under their policies, then score the newest
     production move if it is not scored.
 
@@ -48,10 +57,11 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
     With ``cache`` (the daemon's :class:`~watcher.engine.snapshot.AuditCache`), an alias the cache
     shows settled costs no request; any other goes down the exact path (``reconcile_alias``).
     """
-    last, tags, current = _settle(client, watch, model, watch.production_alias, watch.production_policy,
+    handoff, cache, board = aids.handoff, aids.cache, aids.board
+    last, tags, current = _settle(client, watch, model, watch.production_alias,
                                   audit_experiment, now, None if board is not None else cache, board)
     if polices_staging(watch):
-        _settle(client, watch, model, watch.staging_alias, watch.staging_policy, audit_experiment, now, cache)
+        _settle(client, watch, model, watch.staging_alias, audit_experiment, now, cache)
     if current is None or last is None or watch.scoring is None:
         return
     if handoff is None:
@@ -65,13 +75,14 @@ def reconcile_production(client: MlflowClient, watch: WatchConfig, model: Regist
         wr.queued.append(str(last.version))
 
 
-def _settle(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str, policy: AliasPolicy,
+def _settle(client: MlflowClient, watch: WatchConfig, model: RegisteredModel, alias: str,
             experiment: str, now: float,
             cache: AuditCache | None, board: Board | None = None) -> tuple[AuditEntry | None, dict[str, str], str | None]:
     """``reconcile_alias``, skipped when the cached entries show the alias settled (nothing can be due).
 
     A cache that lags only ever makes an alias look unsettled (its newest entry is not where the
     alias points, or an intent shows open), which takes the exact path: never a skipped move."""
+    policy: AliasPolicy = watch.production_policy if alias == watch.production_alias else watch.staging_policy
     if cache is not None:
         current = registry.aliases_of(model).get(alias)
         recent = cache.recent(client, watch.model_name, alias)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
@@ -43,14 +44,32 @@ def _promotion_refusal(watch: WatchConfig, version: str, decision: str | None, r
     return f"refused to move '{watch.production_alias}': {why}. Override with --force --reason \"...\""
 
 
-def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reason: str, user: str,
-            action: str = "promote", *, force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT,
+@dataclass(frozen=True)
+class MoveSpec:
+    """Who moves production, why and how: a promote or a rollback, forced or not, backed by an approval or not."""
+
+    reason: str
+    user: str
+    action: str = "promote"
+    force: bool = False
+    approval: str | None = None
+
+
+def promote(client: MlflowClient, watch: WatchConfig, version: str | None, reason: str, user: str, *,
+            force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT,
             approval: str | None = None) -> AuditEntry:
     """Move the production alias to ``version`` (default: the staging version) and record it.
 
     Refuses a version that the gates rejected or that has no watcher decision, unless ``force``
     with a non-empty ``reason``: that move is recorded as ``forced`` and logged as a warning.
     """
+    return _move_production(client, watch, version, MoveSpec(reason, user, "promote", force, approval), audit_experiment)
+
+
+def _move_production(client: MlflowClient, watch: WatchConfig, version: str | None, spec: MoveSpec,
+          audit_experiment: str) -> AuditEntry:
+    """:func:`promote` and :func:`rollback`: move production to ``version`` and record it."""
+    reason, user, action, force, approval = spec.reason, spec.user, spec.action, spec.force, spec.approval
     if watch.approval is not None and approval is None:
         raise PromotionError(f"{watch.model_name} needs approvals: production moves only through the daemon's "
                              "approvals API (registry-watcher promote makes a request)")
@@ -99,7 +118,8 @@ def production_history(client: MlflowClient, watch: WatchConfig,
 
 
 def rollback(client: MlflowClient, watch: WatchConfig, to: str | None, reason: str, user: str, *,
-             force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT) -> AuditEntry:
+             force: bool = False, audit_experiment: str = DEFAULT_AUDIT_EXPERIMENT,
+             approval: str | None = None) -> AuditEntry:
     """Move production back to the previous production version in the history (or to ``to``)."""
     model = registry.get_model(client, watch.model_name)
     current = registry.aliases_of(model).get(watch.production_alias)
@@ -107,5 +127,4 @@ def rollback(client: MlflowClient, watch: WatchConfig, to: str | None, reason: s
     if target is None:
         raise PromotionError(f"{watch.model_name} has no previous production version in its history; "
                              "nothing to roll back to (use --to VERSION)")
-    return promote(client, watch, str(target), reason, user, action="rollback", force=force,
-                   audit_experiment=audit_experiment)
+    return _move_production(client, watch, str(target), MoveSpec(reason, user, "rollback", force, approval), audit_experiment)

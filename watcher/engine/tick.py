@@ -38,10 +38,11 @@ from functools import partial
 from mlflow import MlflowClient
 from structlog.contextvars import bound_contextvars
 
+from handlers.base import GATE_RAISED
 from watcher.config import WatchConfig, WatcherConfig
 from watcher.engine import approved
 from watcher.engine.bulkheads import read_fleet, resolve
-from watcher.engine.production import Handoff, reconcile_production
+from watcher.engine.production import Handoff, ProductionAids, reconcile_production
 from watcher.engine.report import TickReport, WatchReport
 from watcher.engine.session import Leader, Session, WatchContext, always
 from watcher.engine.snapshot import Snapshot, snapshot
@@ -130,6 +131,13 @@ def _visit(ctx: WatchContext, snap: Snapshot, session: Session, leader: Leader |
     return wr
 
 
+def _mark_failure(wr: WatchReport, errors_before: int, rejected_before: int) -> None:
+    """The watch failed on its own when a run's registry writes failed (counted on the run) or a gate raised."""
+    raised = [f"run {run_id}: {reason}" for run_id, reason in wr.rejected[rejected_before:] if GATE_RAISED in reason]
+    if len(wr.errors) > errors_before or raised:
+        wr.failure, wr.failure_kind = [*wr.errors[errors_before:], *raised][-1], "error"
+
+
 def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchReport, ha: bool,
                options: TickOptions, now: float | None) -> None:
     """One watch: its candidates when it has any (or a run event came since the snapshot), then its production step."""
@@ -140,10 +148,9 @@ def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchRep
     if snap.has_candidates(watch) or (options.asked is not None and options.asked(watch.experiment)):
         if snap.read_again(watch.model_name, ha):  # under the lock another replica may have moved on
             model = get_model(client, watch.model_name)
-        before = len(wr.errors)
+        before = (len(wr.errors), len(wr.rejected))
         reconcile_watch(ctx, model, session, wr)
-        if len(wr.errors) > before:  # a run's gates raised or its registry writes failed (counted on the run)
-            wr.failure, wr.failure_kind = wr.errors[-1], "error"
+        _mark_failure(wr, *before)
         if wr.registered:
             session.audit.touch(watch.model_name, watch.staging_alias)  # the watcher's own staging move
     if ctx.stop.is_set() or not ctx.leading():
@@ -155,8 +162,8 @@ def _reconcile(ctx: WatchContext, snap: Snapshot, session: Session, wr: WatchRep
     if board is not None and approved.apply_approved(client, board, watch, config.audit_experiment):
         model = get_model(client, watch.model_name)  # production moved: the step below reads it as it is now
     reconcile_production(client, watch, model, wr, now=time.time() if now is None else now,
-                         audit_experiment=config.audit_experiment, handoff=options.scorer, cache=session.audit,
-                         board=board)
+                         audit_experiment=config.audit_experiment,
+                         aids=ProductionAids(handoff=options.scorer, cache=session.audit, board=board))
 
 
 def _watch_failed(wr: WatchReport, exc: Exception) -> None:

@@ -21,7 +21,6 @@ from watcher.obs.catalogue import approvals, console, fleet, outgoing
 from watcher.obs.event_spec import EventSpec
 from watcher.obs.event_spec import event_spec as _e
 
-
 _OUTAGE = "Debug while the tracking server is unreachable (the outage is said once by tracking_server_unreachable)."
 _EVENTS = (
     # ---- process lifecycle ------------------------------------------------------------------------------------------
@@ -35,7 +34,8 @@ _EVENTS = (
     _e("config_reload_failed", "error", "daemon", "config error hint",
        "The re-read file is invalid (the old config stays) or a part could not restart under the new one.",
        "Fix the file as the error says (check-config prints the same) and send SIGHUP again."),
-    _e("config_invalid", "error", "both", "config error", "The config file is missing or invalid; the command exits 2 (check-config: 1).",
+    _e("config_invalid", "error", "both", "config error",
+       "The config file is missing or invalid; the command exits 2 (check-config: 1).",
        "Fix the file as the error says; check-config validates it without side effects."),
     _e("command_failed", "error", "both", "error verb", "A command failed with an unexpected error; it exits 1.",
        "Read the error; an unreachable server is the usual cause (see tracking_server_unreachable)."),

@@ -131,7 +131,8 @@ class Process:
                     if http.webhook_secret is not None else None)
         console = self._console.routes() if self._console is not None and http.console else []
         approvals = self._approvals_routes(parts)
-        server = HttpServer(build_app(parts.health, http, receiver, extra_routes=[*console, *approvals, *watch_routes(lambda: self._parts.poller.watch_states())]),
+        server = HttpServer(build_app(parts.health, http, receiver, extra_routes=[*console, *approvals, *watch_routes(
+                                lambda: self._parts.poller.watch_states())]),  # noqa: PLW0108 - the poller of the config in force
                             http)
         server.start()
         log.info("http_listening", host=http.host, port=server.port, webhooks=receiver is not None)
@@ -205,7 +206,7 @@ class Process:
         log.info("watcher_started", tracking_uri=config.tracking_uri, watches=len(config.watches),
                  poll_interval_seconds=config.poll_interval_seconds, ha=config.ha is not None,
                  http=config.http is not None, discover=config.discover is not None)
-        self._scheduler.start(self.poll, lambda: self._parts.poller.probe_server(),
+        self._scheduler.start(self.poll, lambda: self._parts.poller.probe_server(),  # noqa: PLW0108 - after a reload too
                               config.bulkheads.server_probe_seconds)
         try:
             while not self._state.stop.wait(1.0):
@@ -231,14 +232,18 @@ class Process:
         client = make_client(new) if "tracking_uri" in changed or "registry_uri" in changed else old.client
         leader = make_leader(new) if "ha" in changed else old.leader
         self._parts = self._build(new, client, leader, kept=old if "http" not in changed else None)
+        self._restart_events(new, client, changed)
+        if "http" in changed:
+            self._listen()  # RuntimeError: config_reload_failed; the new config is in force for polling
+
+    def _restart_events(self, new: WatcherConfig, client: MlflowClient, changed: list[str]) -> None:
+        """The outgoing events' service again when its block, the server or the lock database changed."""
         if self._events is not None and {"events", "tracking_uri", "ha"} & set(changed):
             self._events.stop()
             self._events = start_events(new, client, self.watches, self._board)
         elif self._events is None and "events" in changed:
             self._events = start_events(new, client, self.watches, self._board)
         self._tell_events()
-        if "http" in changed:
-            self._listen()  # RuntimeError: config_reload_failed; the new config is in force for polling
 
     def _stop_parts(self) -> None:
         """At shutdown: the scoring in hand finishes (its record is written before we exit), the
