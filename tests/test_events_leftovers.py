@@ -87,3 +87,28 @@ def test_the_engine_tells_each_committed_fact_as_the_read_back_gives_it(client, 
                         run_ids=[good, bad])
     for fact in read:
         assert decision_event("s", decisions[fact.run_id], names["model"]) == decision_event("s", fact, names["model"])
+
+
+def test_a_told_move_goes_out_after_an_earlier_move_the_feeder_has_not_read(client, make_config, names, tmp_path):
+    """A CLI promote (another process: only the feeder's read finds it) recorded just before the
+    daemon's staging move: the live path appends both in one batch, so the promote goes out first."""
+    from watcher.events.service import EventsService
+    from watcher.store.audit import AliasMove
+
+    outbox = tmp_path / "outbox.sqlite"
+    config = make_config(events=f"{{outbox_path: '{outbox}', outputs: [{{name: cd, type: http, "
+                                "url: 'http://127.0.0.1:9/x'}]}")
+    service = EventsService(client, config, lambda: list(config.watches))  # not started: no thread
+    try:
+        model = names["model"]
+        promote = audit.record(client, config.audit_experiment,
+                               AliasMove(model, "production", "1", None, "alice", "promote", "ship it"))
+        staged = audit.begin(client, config.audit_experiment, AliasMove(model, "staging", "2", "1", "watcher", "stage",
+                                                                        "run r passed the gates"))
+        events = service._with_earlier([staged])
+        assert {e.id for e in events} >= {move_event(service._deriver.source, e).id for e in (promote, staged)}
+        service.outbox.append(events, config.events.outputs, {"cd": 0})
+        [head] = [h for h in service.outbox.heads("cd") if h.event.model == model]  # other tests' models beside
+        assert head.event.id == move_event(service._deriver.source, promote).id  # the earlier fact first
+    finally:
+        service.outbox.db.close()

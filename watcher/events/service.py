@@ -13,7 +13,9 @@ That after-tick read is the backstop. The engine tells each fact the moment it i
 (:meth:`EventsService.tell`, the session's ``facts`` sink: a staging move right after its alias
 request, a decision right after its tags): the fact is queued, and the *live* thread turns it into
 its event (the same id and sequence as the read back), appends it and wakes the deliveries at once,
-while the tick goes on.
+while the tick goes on. In the same batch it appends the audit entries and scoring runs recorded
+since the feeder's watermarks (a CLI promote the feeder has not read yet), so a model's earlier
+fact is never sent after the told one.
 
 The outbox is a SQLite file (``events.outbox_path``) for a single replica, or the ``ha`` lock
 database: every replica appends (the same ids), and each output is delivered by the one replica
@@ -110,8 +112,14 @@ class EventsService:
             while not self._live.empty():
                 told.append(self._live.get_nowait())
             facts = [f for f in told if f is not None]
-            if facts and not self._stop.is_set():
-                self._derive(partial(self._deriver.live_events, facts), "live")
+            if facts and not self._stop.is_set() and not self._derive(partial(self._with_earlier, facts), "live"):
+                self._derive(partial(self._deriver.live_events, facts), "live")  # MLflow failed: the told alone
+
+    def _with_earlier(self, facts: list[Fact]) -> list[OutgoingEvent]:
+        """The told facts' events, with the moves and scorings recorded since the feeder's watermarks
+        (a CLI promote, a scoring run that just ended): appended in one batch, an earlier fact of the
+        same model is owed before the told one, so per-model order holds (one or two requests)."""
+        return self._deriver.live_events(facts) + self._deriver.moves() + self._deriver.scorings()
 
     def _take(self) -> dict[str, list[str]]:
         with self._asked_lock:
