@@ -31,13 +31,24 @@ Watches = Callable[[], Sequence[WatchConfig]]
 
 
 @dataclass(frozen=True)
-class Backing:
-    """What may back a production move of one model: record refs and the version each allows."""
+class Baseline:
+    """Where approvals took effect on a model (signed): the newest recorded production move then, and
+    the version the watcher's own moves had left production at."""
 
-    refs: Mapping[str, str]
-    """``request:<id>`` (approved) and ``break_glass:<id>`` -> the version."""
-    baseline_ms: int
-    """Moves recorded at or before this time (ms) predate approvals on the model and are not vetted."""
+    entry_id: str
+    """The audit entry (run id: not client-chosen like a start time); '' when there was none."""
+    own: str | None
+
+
+@dataclass(frozen=True)
+class Backing:
+    """What may back a production move of one model: record refs, each bound to what it allows."""
+
+    refs: Mapping[str, tuple[str, str]]
+    """``request:<id>`` (approved) and ``break_glass:<id>`` -> (the version, the one audit entry it backs:
+    the move named by its signed outcome; '' while its move awaits, when it backs its first move only)."""
+    baseline: Baseline | None
+    """None: missing or forged (on a model with approval records): nothing before approvals is trusted."""
 
 
 class Board:
@@ -136,25 +147,30 @@ class Board:
     def backing(self, model: str, records: Sequence[ApprovalRecord] | None = None) -> Backing:
         """What backs a production move of ``model``: approved requests and break-glass records."""
         found = self.records(model) if records is None else list(records)
-        refs: dict[str, str] = {}
+        refs: dict[str, tuple[str, str]] = {}
         for view in request_views(found, self.clock()):
-            if view.state == "approved":
-                refs[f"request:{view.id}"] = view.model_version
+            if view.state == "approved":  # applied: its move only; else awaiting its move
+                refs[f"request:{view.id}"] = (view.model_version, view.outcome.entry_id if view.outcome else "")
+        made = {r.request_id: r.entry_id for r in found if r.kind == "outcome" and r.outcome == "applied"}
         for rec in found:
             if rec.kind == "break_glass":
-                refs[f"break_glass:{rec.request_id}"] = rec.model_version
-        return Backing(refs, self.baseline_ms(model))
+                refs[f"break_glass:{rec.request_id}"] = (rec.model_version, made.get(rec.request_id, ""))
+        return Backing(refs, self.signed_baseline(model))
 
-    def baseline_ms(self, model: str) -> int:
-        """When approvals took effect on ``model`` (epoch ms), written (signed) the first time it is asked."""
-        where = f"baseline:{model}"
+    def signed_baseline(self, model: str) -> Baseline | None:
+        """The model's signed approval baseline (None: none, or forged: reported)."""
         raw = store.baseline(self.client, model)
-        payload = self.signer.verified(where, raw) if raw else None
-        if payload is not None and isinstance(payload.get("at_ms"), int):
-            return int(payload["at_ms"])
+        payload = self.signer.verified(f"baseline:{model}", raw) if raw else None
+        if payload is not None and isinstance(payload.get("entry_id"), str):
+            own = payload.get("own")
+            return Baseline(payload["entry_id"], own if isinstance(own, str) else None)
         if raw:
             self._forged_record(RawRecord(model, "-", keys.APPROVAL_BASELINE, raw))
+        return None
+
+    def write_baseline(self, model: str, baseline: Baseline) -> None:
+        """Write the model's baseline (signed); only while the model has no approval record."""
         at_ms = int(self.clock() * 1000)
-        store.set_baseline(self.client, model, self.signer.sign(where, {"version": 1, "at_ms": at_ms}))
+        payload = {"version": 2, "at_ms": at_ms, "entry_id": baseline.entry_id, "own": baseline.own}
+        store.set_baseline(self.client, model, self.signer.sign(f"baseline:{model}", payload))
         log.warning("approval_baseline_set", model_name=model)
-        return at_ms

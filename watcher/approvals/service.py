@@ -79,6 +79,9 @@ class ApprovalService:
         if current == version:
             raise no(409, f"{model} v{version} is already '{watch.production_alias}'")
         found = self.board.model_views(model)
+        if not found and self.board.signed_baseline(model) is None:  # its first record must follow the baseline
+            raise no(409, f"approvals have not taken effect on {model} yet (the daemon's next tick records "
+                          "its baseline); retry in a moment")
         newest = newest_for(found, version)
         if newest is not None and (newest.state == "pending" or newest.awaiting_move):
             raise no(409, f"{model} v{version} already has a {newest.state} request ({newest.id})")

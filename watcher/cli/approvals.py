@@ -14,6 +14,7 @@ import base64
 import json
 import os
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from mlflow import MlflowClient
 
@@ -66,7 +67,7 @@ def _request_line(row: dict[str, Any]) -> str:
 
 
 def _listing(config: WatcherConfig, args: argparse.Namespace) -> int:
-    query = "&".join(f"{k}={v}" for k, v in (("model", args.model), ("state", args.state)) if v)
+    query = urlencode([(k, v) for k, v in (("model", args.model), ("state", args.state)) if v])
     resp = api_request(config, "GET", "/api/v1/approvals" + (f"?{query}" if query else ""))
     if not resp.is_success:
         return _failed(resp)
@@ -76,7 +77,7 @@ def _listing(config: WatcherConfig, args: argparse.Namespace) -> int:
 
 
 def _vote(config: WatcherConfig, args: argparse.Namespace) -> int:
-    resp = api_request(config, "GET", f"/api/v1/approvals?model={args.model}")
+    resp = api_request(config, "GET", "/api/v1/approvals?" + urlencode({"model": args.model}))
     if not resp.is_success:
         return _failed(resp)
     mine = [r for r in resp.body or [] if str(r.get("version")) == str(args.version)]
@@ -87,7 +88,7 @@ def _vote(config: WatcherConfig, args: argparse.Namespace) -> int:
     if newest["state"] != "pending":
         say_error(f"{args.model} v{args.version} has no pending request: its newest request is {newest['state']}")
         return 1
-    resp = api_request(config, "POST", f"/api/v1/approvals/{newest['id']}/{args.verb}",
+    resp = api_request(config, "POST", f"/api/v1/approvals/{quote(str(newest['id']), safe='')}/{args.verb}",
                        {"comment": args.comment or ""}, headers=credentials())
     if not resp.is_success:
         return _failed(resp)

@@ -17,6 +17,7 @@ time a staging alias is watched with no recorded move, its position is adopted a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
@@ -59,13 +60,17 @@ def reconcile_alias(client: MlflowClient, watch: WatchConfig, model: RegisteredM
     trail = audit.AuditTrail(experiment)
     tags, current = registry.tags_of(model), registry.aliases_of(model).get(alias)
     vetting = board if alias == watch.production_alias else None
-    recent = _vetted(vetting, watch, audit.recent(client, trail, watch.model_name, alias))
+
+    def whole() -> list[AuditEntry]:  # the trail, when vetting a revert in the window needs it
+        return audit.entries(client, trail, watch.model_name, alias)
+
+    recent = _vetted(vetting, watch, audit.recent(client, trail, watch.model_name, alias), whole)
     if settled(recent, current, policy):
         return last_done(recent), tags, current
     # the tick read the model earlier: a promote may have moved the alias since; read both again
     fresh = registry.get_model(client, watch.model_name)
     tags, current = registry.tags_of(fresh), registry.aliases_of(fresh).get(alias)
-    recent = _vetted(vetting, watch, audit.recent(client, trail, watch.model_name, alias))
+    recent = _vetted(vetting, watch, audit.recent(client, trail, watch.model_name, alias), whole)
     gone = frozenset(e.id for e in recent if e.status == "pending" and process.is_gone(e.writer))
     plan = decide(recent, current, policy, production=alias == watch.production_alias, now=now, gone=gone)
     last = execute(client, watch, trail, alias, policy, plan, current, vetting)
@@ -139,13 +144,15 @@ def _revert(client: MlflowClient, watch: WatchConfig, experiment: audit.AuditTra
     return entry
 
 
-def _vetted(board: Board | None, watch: WatchConfig, entries: list[AuditEntry]) -> list[AuditEntry]:
-    """``entries`` as the policy may trust them: all without approvals, else those signed records back."""
+def _vetted(board: Board | None, watch: WatchConfig, entries: list[AuditEntry],
+            history: Callable[[], list[AuditEntry]] | None = None) -> list[AuditEntry]:
+    """``entries`` as the policy may trust them: all without approvals, else those signed records back
+    (``history``: the whole trail, when ``entries`` is a window of it)."""
     if board is None:
         return entries
     from watcher.engine.approved import vet
 
-    return vet(board, watch, entries)
+    return vet(board, watch, entries, history)
 
 
 def begin_own_move(client: MlflowClient, experiment: str, watch: WatchConfig, alias: str, version: str,

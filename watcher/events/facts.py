@@ -182,7 +182,18 @@ class Deriver:
         if pending:
             models = batch_reads.models_by_name(self._client, pending)
             aliases = {name: registry.aliases_of(model) for name, model in models.items()}
-        return [move_event(self.source, e) for e in committed(found, aliases)]
+        return [move_event(self.source, e) for e in self._without_untrusted(committed(found, aliases))]
+
+    def _without_untrusted(self, moves: list[AuditEntry]) -> list[AuditEntry]:
+        """Without the production moves of approval watches that no signed record backs (a forged
+        audit entry is no ``alias.moved``; a real unapproved move is the policy's ``production_unapproved``)."""
+        board = self._board()
+        if board is None or not moves:
+            return moves
+        from watcher.engine.approved import untrusted_moves
+
+        drop = untrusted_moves(board, moves, self._config.audit_experiment)
+        return [e for e in moves if e.id not in drop]
 
     def approvals(self) -> list[OutgoingEvent]:
         """``approval.changed`` of every request of the models with approvals (their records, read

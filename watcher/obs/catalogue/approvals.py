@@ -38,8 +38,12 @@ EVENTS: tuple[EventSpec, ...] = (
        "A named approver rolled production back at once (break-glass), recorded as a signed record.",
        "Review the reason with the team; this path skips the second approver."),
     _e("approval_baseline_set", "warning", "daemon", "model_name",
-       "Approvals took effect on the model here: moves recorded before now are not vetted. Seen again for a model, "
-       "someone deleted the signed baseline tag.", "If it was set before, investigate who deleted the tag."),
+       "Approvals took effect on the model here: moves recorded up to its newest audit entry now are not vetted "
+       "(written once, before the model's first approval record).", "None."),
+    _e("approval_baseline_missing", "error", "daemon", "model_name",
+       "The model has approval records but its signed baseline tag is gone or forged: no move made before "
+       "approvals is trusted any more (policy revert may undo production to the last approved move).",
+       "Investigate who deleted or edited the tag; the baseline is never written again for this model."),
     _e("approval_setup_refused", "error", "cli", "reason",
        "The daemon refused to start: approvals need the signing key, and TLS (or allow_insecure) off loopback; exit 2.",
        "Set $REGISTRY_WATCHER_SIGNING_KEY (>= 32 characters) or the http TLS keys, as the reason says."),
