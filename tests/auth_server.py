@@ -11,7 +11,7 @@
 granted (MLflow's own default is READ: enough to read, not to register). The admin is ``admin`` with
 :attr:`AuthServer.admin_password` (``MLFLOW_AUTH_ADMIN_PASSWORD``). The server runs with one worker and
 ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` (light under load). Logins are cached by nobody here
-(``auth_cache_ttl_seconds`` stays 0), so a revoked or changed login counts at once.
+unless a test asks (``auth_cache_ttl_seconds``, 0 by default), so a revoked or changed login counts at once.
 """
 
 from __future__ import annotations
@@ -73,8 +73,13 @@ class AuthServer:
 
 def start_auth_server(workdir: Path, *, default_permission: str = "READ", backend_uri: str | None = None,
                       env: dict[str, str] | None = None, app_name: str = "basic-auth",
-                      timeout_s: float = 240) -> AuthServer:
-    """Start the server in ``workdir`` (its auth database is ``workdir/basic_auth.db``)."""
+                      timeout_s: float = 240, auth_cache_ttl_seconds: int = 0) -> AuthServer:
+    """Start the server in ``workdir`` (its auth database is ``workdir/basic_auth.db``).
+
+    ``auth_cache_ttl_seconds`` > 0 lets each worker remember a good login that long (MLflow's
+    ``auth_cache_ttl_seconds``): a password check (scrypt) costs 0.1-0.3 s of CPU per request, so a test
+    that makes hundreds of requests and never changes a login runs several times faster. A wrong
+    password is never cached."""
     workdir.mkdir(parents=True, exist_ok=True)
     password = "admin-" + uuid.uuid4().hex
     ini = workdir / "basic_auth.ini"
@@ -83,7 +88,8 @@ def start_auth_server(workdir: Path, *, default_permission: str = "READ", backen
                    f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
                    "admin_username = admin\n"
                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-                   "grant_default_workspace_access = false\n")
+                   "grant_default_workspace_access = false\n"
+                   f"auth_cache_ttl_seconds = {auth_cache_ttl_seconds}\n")
     proc, uri = start_mlflow_server(
         backend_uri or f"sqlite:///{workdir / 'mlflow.db'}", workdir, timeout_s=timeout_s, app_name=app_name,
         env={"MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_AUTH_CONFIG_PATH": str(ini),

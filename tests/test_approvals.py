@@ -4,36 +4,31 @@ record, a hand move reverted, a failed apply, break-glass, the HTTP API's codes 
 
 from __future__ import annotations
 
-import base64
 import os
-import subprocess
-import sys
-import uuid
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.auth_server import start_auth_server, stop
-from watcher.approvals.board import Board
-from watcher.approvals.identity import Caller, Unverified, verify_caller
-from watcher.approvals.service import ApprovalError, ApprovalService
-from watcher.approvals.signing import Signer
-from watcher.config import WatcherConfig
-from watcher.engine import approved, reconcile_once
-from watcher.engine.session import Session
-from watcher.service.approvals_api import ApprovalsApi
-from watcher.store import audit, keys
-from watcher.store.audit import AliasMove
+from tests.approvals_world import KEY, PASSWORDS, World, basic
+from tests.auth_server import AuthServer, start_auth_server, stop
+from tests.daemon_proc import Daemon, wait_status
+from watcher.approvals.identity import Unverified
+from watcher.approvals.service import ApprovalError
+from watcher.engine import approved
+from watcher.store import keys
+from watcher.testing import free_port
 
 pytestmark = pytest.mark.integration
-KEY = "s" * 48
-PASSWORDS = {u: f"{u}-password-123" for u in ("alice", "bob", "carol", "dave")}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    srv = start_auth_server(tmp_path_factory.mktemp("auth"), default_permission="READ")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    # logins cached by the server (a scrypt check costs 0.1-0.3 s a request; no test here changes a login):
+    # a wrong password is never cached, so its refusal still comes from the check
+    srv = start_auth_server(tmp_path_factory.mktemp("auth"), default_permission="READ", auth_cache_ttl_seconds=3600)
     for user, password in PASSWORDS.items():
         srv.create_user(user, password)
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
@@ -43,70 +38,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     stop(srv.proc)
 
 
-class Clock:
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        self.now += 0.001  # every record of a test at its own time, as on a real clock
-        return self.now
-
-
-def _basic(user: str, password: str | None = None) -> dict[str, str]:
-    raw = f"{user}:{password or PASSWORDS[user]}".encode()
-    return {"authorization": "Basic " + base64.b64encode(raw).decode()}
-
-
-class World:
-    """One model with versions 1 (production), 2 (run by dave) and 3 (run by alice), all registered."""
-
-    def __init__(self, server, policy: str = "revert") -> None:
-        self.server = server
-        self.admin = server.client(*server.admin)  # the daemon's own login
-        self.model = f"m_{uuid.uuid4().hex[:8]}"
-        self.config = WatcherConfig.model_validate({
-            "tracking_uri": server.uri, "http": {"host": "127.0.0.1", "port": 0},
-            "audit_experiment": f"audit-{self.model}",
-            "watches": [{"experiment": f"e-{self.model}", "model_name": self.model, "production_policy": policy,
-                         "approval": {"required": 2, "approvers": ["alice", "bob", "carol"],
-                                      "expire_after_hours": 1}}]})
-        self.watch = self.config.watches[0]
-        exp = self.admin.create_experiment(f"runs-{self.model}")
-        self.admin.create_registered_model(self.model)
-        for author in ("carol", "dave", "alice"):
-            run = self.admin.create_run(exp, tags={"mlflow.user": author})
-            mv = self.admin.create_model_version(self.model, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-            self.admin.set_model_version_tag(self.model, mv.version, keys.DECISION, "registered")
-        self.admin.set_registered_model_alias(self.model, "production", "1")
-        # production's first move, recorded before approvals took effect (an upgrade): grandfathered
-        audit.record(self.admin, self.config.audit_experiment,
-                     AliasMove(self.model, "production", "1", None, "carol", "promote", "before approvals"))
-        self.clock = Clock()
-        self.board = Board(self.admin, lambda: self.config.watches, Signer(KEY), self.clock)
-        self.service = ApprovalService(self.board)
-        self.session = Session(approvals=self.board)
-        self.tick()  # the first tick records production's baseline
-
-    def who(self, user: str, password: str | None = None) -> Caller:
-        return verify_caller(_basic(user, password), self.server.uri, None)
-
-    def tick(self) -> None:
-        report = reconcile_once(self.admin, self.config, session=self.session, now=self.clock())
-        assert not any(w.poll_failed for w in report.watches), report
-
-    def production(self) -> str | None:
-        return self.admin.get_registered_model(self.model).aliases.get("production")
-
-    def history(self) -> list[dict]:
-        from watcher.engine.promotion import production_history
-
-        return [e.public() for e in production_history(self.admin, self.watch, self.config.audit_experiment)]
+def _world(server: AuthServer, policy: str = "revert") -> World:
+    return World(server.uri, server.client(*server.admin), policy=policy)  # the daemon's own login
 
 
 def test_two_person_rule_with_refusals(server):
-    w = World(server)
+    w = _world(server)
     req = w.service.request(w.who("carol"), w.model, "2", "better recall")
     assert req.state == "pending"
     w.tick()
@@ -139,7 +76,7 @@ def test_two_person_rule_with_refusals(server):
 
 
 def test_reject_withdraw_supersede_expire_forged_and_failed(server):
-    w = World(server)
+    w = _world(server)
     r2 = w.service.request(w.who("carol"), w.model, "2", "try")
     w.service.act(w.who("bob"), r2.id, "reject", "not yet")
     with pytest.raises(ApprovalError, match="rejected"):
@@ -171,7 +108,7 @@ def test_reject_withdraw_supersede_expire_forged_and_failed(server):
 
 
 def test_hand_move_reverted_and_break_glass(server):
-    w = World(server)
+    w = _world(server)
     w.admin.set_registered_model_alias(w.model, "production", "3")  # around the approvals
     w.tick()
     assert w.production() == "1"
@@ -190,30 +127,47 @@ def test_hand_move_reverted_and_break_glass(server):
     assert err.value.status == 403
 
 
-def test_http_api_codes(server):
-    w = World(server)
-    http = _serve(w)
+def test_http_api_codes_and_metrics(server):
+    from prometheus_client import REGISTRY
+
+    def metric(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {o: metric("registry_watcher_approval_requests_total", outcome=o) for o in ("requested", "refused", "approved")}
+    w = _world(server)
+    http = w.serve()
     api = _Api(f"http://127.0.0.1:{http.port}")
-    assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"}).status_code == 401
-    assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"},
-                    headers=_basic("carol", "nope-nope-nope")).status_code == 401
-    assert api.post("/api/v1/approvals", data=b"{nope", headers=_basic("carol")).status_code == 400
-    assert api.post("/api/v1/approvals", json={"model": "nope", "version": "2"}, headers=_basic("carol")).status_code == 404
-    assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2", "force": True},
-                    headers=_basic("carol")).status_code == 403
-    made = api.post("/api/v1/approvals", json={"model": w.model, "version": "2", "reason": "r"}, headers=_basic("carol"))
-    assert made.status_code == 201, made.text
-    rid = made.json()["id"]
-    assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"}, headers=_basic("carol")).status_code == 409
-    assert api.post(f"/api/v1/approvals/{rid}/approve", headers=_basic("dave")).status_code == 403
-    assert api.post("/api/v1/approvals/nope/approve", headers=_basic("bob")).status_code == 404
-    assert api.post(f"/api/v1/approvals/{rid}/approve", headers=_basic("bob")).status_code == 200
-    assert api.post(f"/api/v1/approvals/{rid}/approve", headers=_basic("bob")).status_code == 409
-    rows = api.get(f"/api/v1/approvals?model={w.model}").json()
-    assert rows[0]["approved_by"] == ["bob"] and rows[0]["state"] == "pending"
-    assert api.get("/api/v1/approvals?state=bogus").status_code == 400
-    assert w.board.pending_by_model()[w.model] == 1
-    http.stop()
+    try:
+        assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"}).status_code == 401
+        assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"},
+                        headers=basic("carol", "nope-nope-nope")).status_code == 401
+        assert api.post("/api/v1/approvals", data=b"{nope", headers=basic("carol")).status_code == 400
+        assert api.post("/api/v1/approvals", json={"model": "nope", "version": "2"}, headers=basic("carol")).status_code == 404
+        assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2", "force": True},
+                        headers=basic("carol")).status_code == 403
+        made = api.post("/api/v1/approvals", json={"model": w.model, "version": "2", "reason": "r"}, headers=basic("carol"))
+        assert made.status_code == 201, made.text
+        rid = made.json()["id"]
+        assert metric("registry_watcher_approvals_pending", model=w.model) == 1
+        assert metric("registry_watcher_approval_requests_total", outcome="requested") == before["requested"] + 1
+        assert api.post("/api/v1/approvals", json={"model": w.model, "version": "2"}, headers=basic("carol")).status_code == 409
+        assert api.post(f"/api/v1/approvals/{rid}/approve", headers=basic("dave")).status_code == 403
+        assert api.post("/api/v1/approvals/nope/approve", headers=basic("bob")).status_code == 404
+        assert api.post(f"/api/v1/approvals/{rid}/approve", headers=basic("bob")).status_code == 200
+        assert api.post(f"/api/v1/approvals/{rid}/approve", headers=basic("bob")).status_code == 409
+        rows = api.get(f"/api/v1/approvals?model={w.model}").json()
+        assert rows[0]["approved_by"] == ["bob"] and rows[0]["state"] == "pending"
+        assert api.get("/api/v1/approvals?state=bogus").status_code == 400
+        assert w.board.pending_by_model()[w.model] == 1
+        # every refusal above counted (401 x2, 404, 403 force, 409 second request, 403 dave, 404, 409 second vote)
+        assert metric("registry_watcher_approval_requests_total", outcome="refused") >= before["refused"] + 8
+        assert api.post(f"/api/v1/approvals/{rid}/approve", headers=basic("alice")).status_code == 200
+        w.tick()
+        assert w.production() == "2"
+        assert metric("registry_watcher_approvals_pending", model=w.model) == 0
+        assert metric("registry_watcher_approval_requests_total", outcome="approved") == before["approved"] + 1
+    finally:
+        http.stop()
 
 
 class _Api:
@@ -227,51 +181,56 @@ class _Api:
         return requests.post(self.base + path, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
-def _serve(w: World):
-    from watcher.service.health import Health
-    from watcher.service.http import HttpServer, build_app
-
-    app = build_app(Health.for_config(w.config), w.config.http,
-                    extra_routes=ApprovalsApi(w.service, lambda: w.config).approval_routes())
-    http = HttpServer(app, w.config.http)
-    http.start()
-    return http
+def _until(what, timeout: float = 120, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, f"not within {timeout}s"
+        time.sleep(interval)
 
 
 def test_cli_through_the_daemon_api(server, tmp_path: Path, monkeypatch, capsys):
+    """End to end: each person's CLI -> the HTTP API of a real ``registry-watcher run`` -> its tick moves
+    production. The daemon is the subprocess (with its own login); the CLI runs in this process."""
     from watcher.cli import main
-    w = World(server)
-    http = _serve(w)
+
+    w = _world(server)
+    port = free_port()
+    path = tmp_path / "w.yaml"
+    path.write_text(f"tracking_uri: {server.uri}\naudit_experiment: {w.config.audit_experiment}\n"
+                    f"poll_interval_seconds: 30\nhttp: {{host: 127.0.0.1, port: {port}}}\nwatches:\n"
+                    f"  - experiment: e-{w.model}\n    model_name: {w.model}\n    production_policy: revert\n"
+                    "    approval: {required: 2, approvers: [alice, bob, carol], expire_after_hours: 1}\n")
+    daemon = Daemon(path, env={"REGISTRY_WATCHER_SIGNING_KEY": KEY, "MLFLOW_TRACKING_USERNAME": "admin",
+                               "MLFLOW_TRACKING_PASSWORD": server.admin_password})
+    monkeypatch.delenv("REGISTRY_WATCHER_API_URL", raising=False)  # found from the config's http block
+
+    def as_user(user: str, *argv: str) -> tuple[int, str]:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)  # MLflow and the CLI read them per request
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
+        try:
+            code = main([*argv, "--config", str(path)])
+        finally:
+            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.admin_password)
+        return code, capsys.readouterr().err
+
     try:
-        monkeypatch.setenv("REGISTRY_WATCHER_API_URL", f"http://127.0.0.1:{http.port}")
-        path = tmp_path / "w.yaml"
-        path.write_text(f"tracking_uri: {server.uri}\naudit_experiment: {w.config.audit_experiment}\n"
-                        "http: {host: 127.0.0.1, port: 0}\nwatches:\n"
-                        f"  - experiment: e-{w.model}\n    model_name: {w.model}\n    production_policy: revert\n"
-                        "    approval: {required: 2, approvers: [alice, bob, carol], expire_after_hours: 1}\n")
-
-        def as_user(user: str, *argv: str) -> int:
-            # its own process, as a person's CLI is: MLflow reads the login from the environment per request,
-            # so setting it here would log the in-process daemon in as that person too
-            env = {**os.environ, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": PASSWORDS[user]}
-            done = subprocess.run([sys.executable, "-m", "watcher", *argv, "--config", str(path)], env=env,
-                                  capture_output=True, text=True, timeout=300, check=False)
-            print(done.stderr)
-            return done.returncode
-
-        assert as_user("carol", "promote", "--model", w.model, "--version", "2", "--reason", "cli") == 0
-        assert as_user("carol", "promote", "--model", w.model, "--version", "2", "--force", "--reason", "x") == 1
-        assert as_user("dave", "approve", "--model", w.model, "--version", "2") == 1
-        assert "error:" in capsys.readouterr().out
-        assert as_user("bob", "approve", "--model", w.model, "--version", "2", "--comment", "fine") == 0
-        assert as_user("alice", "approve", "--model", w.model, "--version", "2") == 0
-        w.tick()  # the daemon's tick
-        assert w.production() == "2"
+        wait_status(f"http://127.0.0.1:{port}/readyz", 200, timeout=180)
+        assert as_user("carol", "promote", "--model", w.model, "--version", "2", "--reason", "cli")[0] == 0
+        code, err = as_user("carol", "promote", "--model", w.model, "--version", "2", "--force", "--reason", "x")
+        assert code == 1 and err.startswith("error:")
+        code, err = as_user("dave", "approve", "--model", w.model, "--version", "2")
+        assert code == 1 and "not a named approver" in err, err
+        assert as_user("bob", "approve", "--model", w.model, "--version", "2", "--comment", "fine")[0] == 0
+        assert w.production() == "1"
+        assert as_user("alice", "approve", "--model", w.model, "--version", "2")[0] == 0
+        _until(lambda: w.production() == "2")  # the daemon ticks at once on a completed request
         capsys.readouterr()
         assert main(["history", "--model", w.model, "--json", "--config", str(path)]) == 0
-        assert '"requested_by": "carol"' in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert '"requested_by": "carol"' in out and '"alice"' in out and '"bob"' in out
         assert main(["approvals", "--model", w.model, "--json", "--config", str(path)]) == 0
         assert '"state": "approved"' in capsys.readouterr().out
+        assert daemon.named("approval_granted") and daemon.named("approval_refused")
     finally:
-        http.stop()
-
+        daemon.stop()

@@ -2,8 +2,8 @@
 
 * ``Authorization: Bearer <jwt>`` (an OIDC token, ``$REGISTRY_WATCHER_TOKEN`` on the CLI): verified
   with PyJWT against the provider's JWKS (cached, :class:`jwt.PyJWKClient`), its issuer, audience and
-  expiry, with a fixed list of asymmetric algorithms (never HS* or ``none``); the username is the
-  configured claim. A token wins over a Basic login when both are sent.
+  expiry, with a fixed list of asymmetric algorithms (never HS* or ``none``), each token under its
+  key's own algorithm; the username is the configured claim. A token wins over a Basic login when both are sent.
 * ``Authorization: Basic ...`` (an MLflow login): one plain HTTP ``GET /api/2.0/mlflow/users/current``
   to the tracking server, stripped of any ``user:pass@`` in its URI, carrying **only** the caller's
   header (MLflow's client would add the daemon's own login and vouch for everybody as the service
@@ -80,27 +80,43 @@ def _basic(authorization: str, tracking_uri: str) -> Caller:
 
 _JWKS: dict[str, jwt.PyJWKClient] = {}
 _JWKS_LOCK = threading.Lock()
+JWKS_LIFESPAN_S = 600.0
+"""How long the provider's key set is kept (seconds) before it is fetched again: a key the provider
+withdrew stops counting within this; an unknown key id refetches at once (at most every 30 s)."""
 
 
 def _jwks(url: str) -> jwt.PyJWKClient:
     with _JWKS_LOCK:
         if url not in _JWKS:
-            _JWKS[url] = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=int(TIMEOUT_S))
+            # no per-key cache (cache_keys): it never expires, so a withdrawn key would count until a restart
+            _JWKS[url] = jwt.PyJWKClient(url, cache_keys=False, lifespan=JWKS_LIFESPAN_S, timeout=int(TIMEOUT_S))
         return _JWKS[url]
+
+
+def _claims(token: str, oidc: OidcConfig) -> dict[str, Any]:
+    try:
+        key = _jwks(oidc.jwks_url).get_signing_key_from_jwt(token)
+        alg = jwt.get_unverified_header(token).get("alg")
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise Unverified(f"the token's algorithm {alg!r} is not accepted (only {', '.join(ASYMMETRIC_ALGORITHMS)})")
+        if alg != key.algorithm_name:  # the key's own algorithm, never the one the token's header claims
+            raise Unverified(f"the token's algorithm {alg} is not its key's ({key.algorithm_name})")
+        claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=[alg], audience=oidc.audience,
+                                            issuer=oidc.issuer, leeway=oidc.leeway_seconds,
+                                            options={"require": ["exp", "iss", "aud"]})
+    except jwt.PyJWKClientConnectionError as exc:
+        raise Unverified(f"the identity provider's keys (JWKS) could not be fetched: {exc}") from None
+    except jwt.PyJWKClientError as exc:
+        raise Unverified(f"the token's signing key is not the provider's: {exc}") from None
+    except (jwt.PyJWTError, TypeError, ValueError) as exc:  # a key of another kind raises TypeError
+        raise Unverified(f"the token was refused: {type(exc).__name__}: {exc}") from None
+    return claims
 
 
 def _bearer(token: str, oidc: OidcConfig | None) -> Caller:
     if oidc is None:
         raise Unverified("a bearer token was sent but no identity.oidc provider is configured")
-    try:
-        key = _jwks(oidc.jwks_url).get_signing_key_from_jwt(token)
-        claims = jwt.decode(token, key.key, algorithms=list(ASYMMETRIC_ALGORITHMS), audience=oidc.audience,
-                            issuer=oidc.issuer, leeway=oidc.leeway_seconds,
-                            options={"require": ["exp", "iss", "aud"]})
-    except jwt.PyJWKClientError as exc:
-        raise Unverified(f"the token's signing key is not the provider's: {exc}") from None
-    except jwt.InvalidTokenError as exc:
-        raise Unverified(f"the token was refused: {type(exc).__name__}: {exc}") from None
+    claims = _claims(token, oidc)
     username = claims.get(oidc.username_claim)
     if not isinstance(username, str) or not username:
         raise Unverified(f"the token has no '{oidc.username_claim}' claim")
