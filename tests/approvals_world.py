@@ -55,11 +55,11 @@ class World:
     watched with ``required: 2`` of alice, bob, carol; ``admin`` is the daemon's own client."""
 
     def __init__(self, uri: str, admin: MlflowClient, *, policy: str = "revert",
-                 identity: dict[str, Any] | None = None) -> None:
+                 identity: dict[str, Any] | None = None, http: dict[str, Any] | None = None) -> None:
         self.uri, self.admin = uri, admin
         self.model = f"m_{uuid.uuid4().hex[:8]}"
         self.config = WatcherConfig.model_validate({
-            "tracking_uri": uri, "http": {"host": "127.0.0.1", "port": 0}, "identity": identity or {},
+            "tracking_uri": uri, "http": http or {"host": "127.0.0.1", "port": 0}, "identity": identity or {},
             "audit_experiment": f"audit-{self.model}",
             "watches": [{"experiment": f"e-{self.model}", "model_name": self.model, "production_policy": policy,
                          "approval": APPROVAL}]})

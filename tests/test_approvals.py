@@ -5,7 +5,6 @@ record, a hand move reverted, a failed apply, break-glass, the HTTP API's codes 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,13 +180,6 @@ class _Api:
         return requests.post(self.base + path, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
-def _until(what, timeout: float = 120, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, f"not within {timeout}s"
-        time.sleep(interval)
-
-
 def test_cli_through_the_daemon_api(server, tmp_path: Path, monkeypatch, capsys):
     """End to end: each person's CLI -> the HTTP API of a real ``registry-watcher run`` -> its tick moves
     production. The daemon is the subprocess (with its own login); the CLI runs in this process."""
@@ -224,7 +216,9 @@ def test_cli_through_the_daemon_api(server, tmp_path: Path, monkeypatch, capsys)
         assert as_user("bob", "approve", "--model", w.model, "--version", "2", "--comment", "fine")[0] == 0
         assert w.production() == "1"
         assert as_user("alice", "approve", "--model", w.model, "--version", "2")[0] == 0
-        _until(lambda: w.production() == "2")  # the daemon ticks at once on a completed request
+        # the daemon ticks at once on a completed request; applied = moved, audited and its outcome signed
+        daemon.wait_for("approval_applied", 120, where=lambda e: e.get("model_name") == w.model)
+        assert w.production() == "2"
         capsys.readouterr()
         assert main(["history", "--model", w.model, "--json", "--config", str(path)]) == 0
         out = capsys.readouterr().out

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -219,5 +220,66 @@ def test_oidc_on_a_server_without_authentication(sqlite_server, provider, monkey
         assert w.production() == "2"
         last = w.history()[-1]
         assert last["requested_by"] == "carol" and sorted(last["approved_by"]) == ["alice", "bob"]
+    finally:
+        http.stop()
+
+
+def _self_signed(where: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and localhost, signed by its own key: (certfile, keyfile)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registry-watcher test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = where / "cert.pem", where / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(certfile), str(keyfile)
+
+
+@pytest.mark.integration
+def test_cli_over_tls_trusts_the_ca_bundle(sqlite_server, provider, tmp_path, monkeypatch, capsys):
+    """The API served over HTTPS (``http.tls_certfile``/``tls_keyfile``); the CLI finds ``https`` from the
+    config, refuses a certificate it cannot verify and trusts ``$REGISTRY_WATCHER_CA_BUNDLE``."""
+    from watcher.cli import main
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "REGISTRY_WATCHER_API_URL",
+                 "REGISTRY_WATCHER_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    certfile, keyfile = _self_signed(tmp_path)
+    tls = {"host": "127.0.0.1", "port": 0, "tls_certfile": certfile, "tls_keyfile": keyfile}
+    w = World(sqlite_server, MlflowClient(sqlite_server), identity={"oidc": provider.oidc()}, http=tls)
+    http = w.serve()
+    path = tmp_path / "w.yaml"
+    path.write_text(json.dumps({**json.loads(w.config.model_dump_json(exclude_defaults=True)),
+                                "http": {**tls, "port": http.port}}))
+
+    def cli(user: str, *argv: str) -> tuple[int, str]:
+        monkeypatch.setenv("REGISTRY_WATCHER_TOKEN", token(user))
+        code = main([*argv, "--config", str(path)])
+        return code, capsys.readouterr().err
+
+    try:
+        code, err = cli("carol", "promote", "--model", w.model, "--version", "2", "--reason", "over tls")
+        assert code == 1 and "https://127.0.0.1" in err and "CERTIFICATE_VERIFY_FAILED" in err, err
+        monkeypatch.setenv("REGISTRY_WATCHER_CA_BUNDLE", certfile)
+        for argv in (("carol", "promote", "--reason", "over tls"), ("bob", "approve"), ("alice", "approve")):
+            code, err = cli(*argv, "--model", w.model, "--version", "2")
+            assert code == 0 and "error:" not in err, err
+        w.tick()
+        assert w.production() == "2"
     finally:
         http.stop()
