@@ -177,7 +177,9 @@ def _wait(check, timeout: float, what: str):
 @pytest.mark.integration
 @pytest.mark.timeout(420)
 def test_a_denied_experiment_fails_its_watch_alone_and_recovers_with_no_restart(tmp_path: Path, names, monkeypatch):
-    srv = start_auth_server(tmp_path / "auth", default_permission="MANAGE")
+    # No login changes here, only grants (read at every request, cache or not): a cached login spares the
+    # one-worker server a scrypt check per request, which under load made each tick of the daemon take a minute.
+    srv = start_auth_server(tmp_path / "auth", default_permission="MANAGE", auth_cache_ttl_seconds=3600)
     daemon = None
     try:
         srv.create_user("watcher", "watcher-password-1")
