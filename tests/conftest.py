@@ -160,6 +160,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _restore_mlflow_uris_of_module() -> Iterator[None]:
+    """The same as :func:`_restore_mlflow_uris` around a whole module: a module fixture's
+    ``mlflow.set_tracking_uri`` (``test_console_browser``'s ``fleet``) runs before the per-test
+    save, so it would otherwise outlive its module and point the worker's later tests (their
+    ``train``, the daemons inheriting ``$MLFLOW_TRACKING_URI``) at that module's server."""
+    yield from _mlflow_uris_restored()
+
+
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
     """Leave MLflow's URIs as the test found them: ``mlflow.set_tracking_uri`` (the ``client``
@@ -172,6 +181,11 @@ def _restore_mlflow_uris() -> Iterator[None]:
     MLflow's own globals are restored too, or its ``set_tracking_uri(same URI)`` in the next test
     would be a no-op that never exports the variable again.
     """
+    yield from _mlflow_uris_restored()
+
+
+def _mlflow_uris_restored() -> Iterator[None]:
+    """Save MLflow's URI variables and globals, yield, put them back."""
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
