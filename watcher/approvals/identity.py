@@ -54,6 +54,17 @@ def server_base(tracking_uri: str) -> str | None:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as an error: the caller's ``Authorization`` header never goes to another address."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,  # noqa: ARG002
+                         newurl: str) -> None:  # noqa: ARG002 - the base signature
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 def _basic(authorization: str, tracking_uri: str) -> Caller:
     base = server_base(tracking_uri)
     if base is None:
@@ -61,7 +72,7 @@ def _basic(authorization: str, tracking_uri: str) -> Caller:
     request = urllib.request.Request(base + USERS_CURRENT, method="GET",  # noqa: S310 - the configured server
                                      headers={"Authorization": authorization, "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:  # noqa: S310
+        with _NO_REDIRECTS.open(request, timeout=TIMEOUT_S) as resp:
             body: Any = json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         if exc.code == 401:

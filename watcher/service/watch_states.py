@@ -26,6 +26,7 @@ from typing import Literal
 from watcher.config import RetryConfig, WatchConfig
 from watcher.obs import metrics_fleet
 from watcher.obs.logs import get_logger
+from watcher.obs.redact import redact
 
 log = get_logger("watcher.daemon")
 State = Literal["ok", "failed", "refused"]
@@ -62,7 +63,8 @@ class WatchState:
     def to_json(self) -> dict[str, object]:
         """The API's shape of one watch (``GET /api/v1/watches``)."""
         return {"watch": self.watch, "model": self.model, "experiment": self.experiment,
-                "experiment_id": self.experiment_id, "state": self.state, "reason": self.reason,
+                "experiment_id": self.experiment_id, "state": self.state,
+                "reason": None if self.reason is None else redact(self.reason),
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)) if self.since else None,
                 "held_by": self.held_by, "held_here": self.held_here}
 
