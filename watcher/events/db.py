@@ -113,16 +113,21 @@ class PostgresDatabase:
                 raise
 
     def _reset(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001, S110 - already broken
-                pass
+        _close_quietly(self._conn)
         self._conn = None
 
     def close(self) -> None:
         with self._lock:
             self._reset()
+
+
+def _close_quietly(conn: Any) -> None:
+    """Close a database connection that may already be broken."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001, S110 - already broken
+            pass
 
 
 def output_lock_key(output: str) -> int:
@@ -164,11 +169,7 @@ class OutputLock:
 
     def release(self) -> None:
         """Drop the session (and the lock with it)."""
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001, S110 - already broken
-                pass
+        _close_quietly(self._conn)
         self._conn = None
 
 
